@@ -1,0 +1,58 @@
+// Command lakeproof proves that a data lake has not been altered: it hashes
+// datasets into BLAKE3 Merkle trees with a Parquet index, produces and
+// verifies one-file proofs, and serves the audit trail that anchors roots.
+//
+// Each subcommand lives in its own file, registers itself with register in
+// an init function, and does its work in a testable run…(ctx, opts) function.
+// Exit codes are documented in docs/OPERATOR.md and in exitcode.go.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// commands holds the constructors of the subcommands, added by register.
+var commands []func() *cobra.Command
+
+// register adds a subcommand constructor; call it from an init function.
+func register(f func() *cobra.Command) { commands = append(commands, f) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lakeproof",
+		Short:         "Prove that a data lake has not been altered",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("log-level", "warn", "log level: debug, info, warn or error")
+	for _, f := range commands {
+		root.AddCommand(f())
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+	})
+	return root
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	stop()
+	code := exitCode(err)
+	if err != nil {
+		var s silentError
+		if !errors.As(err, &s) {
+			fmt.Fprintf(os.Stderr, "lakeproof: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
