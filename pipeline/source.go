@@ -42,7 +42,9 @@ type Source interface {
 	// key that fails lakeproof.CheckKey) is yielded as a non-nil error of type
 	// *ObjectError, in key order where the key is known, and the sequence
 	// goes on. Any other error ends the sequence: it is the last pair yielded.
-	// Objects must not be called concurrently with itself.
+	// Objects may be called more than once, also concurrently (the CLI runs
+	// a second listing to estimate the total for its progress bar); each
+	// call is an independent listing.
 	Objects(ctx context.Context) iter.Seq2[Object, error]
 
 	// Open opens obj, as listed by Objects, for reading its content. It is

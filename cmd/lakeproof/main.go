@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,7 +32,16 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("log-level", "warn", "log level: debug, info, warn or error")
+	root.PersistentFlags().String("log-level", "warn", "log level on stderr: debug, info, warn or error")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		s, _ := c.Flags().GetString("log-level")
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(s)); err != nil {
+			return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", s)}
+		}
+		slog.SetDefault(slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+		return nil
+	}
 	for _, f := range commands {
 		root.AddCommand(f())
 	}

@@ -1,0 +1,128 @@
+package lakeproof
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// BundleFormat is the value of the "format" field of a version 1 proof bundle.
+const BundleFormat = "lakeproof/proof/v1"
+
+// MaxBundleSize bounds the size of a proof bundle accepted by ParseBundle.
+const MaxBundleSize = 1 << 20
+
+// Bundle is a self-contained proof that one file, under one key, is part
+// of a dataset with a given root. Its JSON encoding is documented in
+// docs/FORMAT.md ("Proof bundle"); field order and names are stable.
+type Bundle struct {
+	Format    string       `json:"format"`
+	Key       string       `json:"key"`
+	Size      uint64       `json:"size"`
+	Digest    Hash         `json:"digest"`
+	LeafIndex uint64       `json:"leaf_index"`
+	TreeSize  uint64       `json:"tree_size"`
+	Inclusion []Hash       `json:"inclusion"`
+	Root      Hash         `json:"root"`
+	Dataset   *DatasetInfo `json:"dataset,omitempty"`
+}
+
+// DatasetInfo is informational context carried in a bundle. It is not
+// covered by the proof: only Root is.
+type DatasetInfo struct {
+	Source  string `json:"source,omitempty"`
+	Created string `json:"created,omitempty"`
+	Tool    string `json:"tool,omitempty"`
+}
+
+// Verification failures. VerifyBundle and ParseBundle return errors that
+// match exactly one of them with errors.Is, so callers can say which check
+// failed.
+var (
+	ErrMalformedBundle = errors.New("malformed proof bundle")
+	ErrContentMismatch = errors.New("content does not match the proof")
+	ErrProofMismatch   = errors.New("inclusion proof does not lead to the root")
+)
+
+// ParseBundle decodes and validates a version 1 bundle. It is strict:
+// unknown fields, trailing data, a wrong format string, an invalid key, an
+// out-of-range leaf index or an inclusion path of the wrong length for
+// (leaf_index, tree_size) are all errors wrapping ErrMalformedBundle.
+func ParseBundle(data []byte) (*Bundle, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformedBundle, fmt.Sprintf(format, args...))
+	}
+	if len(data) > MaxBundleSize {
+		return nil, bad("larger than %d bytes", MaxBundleSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, bad("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad("trailing data after the JSON object")
+	}
+	if b.Format != BundleFormat {
+		return nil, bad("format is %q, want %q", b.Format, BundleFormat)
+	}
+	if err := CheckKey(b.Key); err != nil {
+		return nil, bad("%v", err)
+	}
+	if b.TreeSize == 0 || b.LeafIndex >= b.TreeSize {
+		return nil, bad("leaf_index %d out of range for tree_size %d", b.LeafIndex, b.TreeSize)
+	}
+	if want := InclusionProofLen(b.LeafIndex, b.TreeSize); len(b.Inclusion) != want {
+		return nil, bad("inclusion path has %d hashes, want %d for leaf %d of %d", len(b.Inclusion), want, b.LeafIndex, b.TreeSize)
+	}
+	return &b, nil
+}
+
+// Marshal returns the canonical indented JSON encoding of b, with a final newline.
+func (b *Bundle) Marshal() []byte {
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		panic("lakeproof: cannot marshal bundle: " + err.Error())
+	}
+	return append(out, '\n')
+}
+
+// VerifyProof checks that the bundle's leaf (key, size, digest) is at
+// LeafIndex in a tree of TreeSize leaves with root Root.
+func (b *Bundle) VerifyProof() error {
+	leaf := LeafHash(b.Key, b.Size, b.Digest)
+	path := make([][]byte, len(b.Inclusion))
+	for i := range b.Inclusion {
+		path[i] = b.Inclusion[i][:]
+	}
+	if err := proof.VerifyInclusion(Hasher, b.LeafIndex, b.TreeSize, leaf[:], path, b.Root[:]); err != nil {
+		return fmt.Errorf("%w: key %q, leaf %d of %d, root %s: %v", ErrProofMismatch, b.Key, b.LeafIndex, b.TreeSize, b.Root, err)
+	}
+	return nil
+}
+
+// VerifyContent checks a file's measured size and digest against the bundle.
+func (b *Bundle) VerifyContent(size uint64, digest Hash) error {
+	switch {
+	case size != b.Size:
+		return fmt.Errorf("%w: key %q: size is %d bytes, the proof says %d", ErrContentMismatch, b.Key, size, b.Size)
+	case digest != b.Digest:
+		return fmt.Errorf("%w: key %q: BLAKE3 is %s, the proof says %s", ErrContentMismatch, b.Key, digest, b.Digest)
+	}
+	return nil
+}
+
+// InclusionProofLen is the number of hashes in the RFC 6962 inclusion
+// proof of leaf index in a tree of size leaves (index < size): the
+// bit length of index XOR (size-1), plus the number of one bits of index
+// above that length.
+func InclusionProofLen(index, size uint64) int {
+	inner := bits.Len64(index ^ (size - 1))
+	return inner + bits.OnesCount64(index>>uint(inner))
+}

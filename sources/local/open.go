@@ -1,0 +1,202 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+
+	"github.com/lakeproof/lakeproof"
+	"github.com/lakeproof/lakeproof/pipeline"
+)
+
+// fadviseMinSize is the size from which Open advises the kernel of
+// sequential reads; below it the whole file fits in the default readahead
+// window and the system call would be wasted.
+const fadviseMinSize = 256 << 10
+
+// File is the reader Open returns. Besides io.ReadCloser it implements
+// io.ReaderAt, for hashing parts of a large file in parallel. It yields
+// exactly the listed size: reads stop there even if the file has grown
+// (Close then reports the change), and a file that shrank makes the read
+// fail with an error wrapping pipeline.ErrChanged.
+//
+// Read and Close must not be called concurrently with Read or Close;
+// ReadAt may be called concurrently with ReadAt and with Read.
+type File struct {
+	f      *os.File
+	key    string
+	path   string
+	follow bool
+	size   int64    // as listed
+	mtime  int64    // as listed, Unix nanoseconds
+	opened fileStat // fstat right after open
+	off    int64    // offset of the next Read
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ io.ReadCloser = (*File)(nil)
+	_ io.ReaderAt   = (*File)(nil)
+)
+
+// Open opens obj, which must have been listed by Objects, for reading.
+//
+// It opens the file without following a symbolic link swapped in since the
+// listing (unless Options.FollowSymlinks is set; see openFile), and fstats
+// the open file: if it is no longer a regular file, or its size or
+// modification time differ from the listing, Open fails with an error
+// wrapping pipeline.ErrChanged. If the file is gone, the error wraps
+// pipeline.ErrNotFound. Errors are *pipeline.ObjectError with Op "open".
+//
+// The returned reader is a *File; its Close checks the file again. Open is
+// safe for concurrent use.
+func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, error) {
+	fail := func(err error) (io.ReadCloser, error) {
+		return nil, &pipeline.ObjectError{Key: obj.Key, Op: "open", Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := lakeproof.CheckKey(obj.Key); err != nil {
+		return fail(err)
+	}
+	if obj.Size < 0 {
+		return fail(fmt.Errorf("invalid listed size %d", obj.Size))
+	}
+	f, st, err := s.openFile(obj.Key)
+	if err != nil {
+		return fail(err)
+	}
+	mtime := obj.ModTime.UnixNano()
+	if st.size != obj.Size || st.mtime != mtime {
+		f.Close()
+		return fail(fmt.Errorf("%w: %q was listed with size %d and modification time %s, and now has size %d and modification time %s",
+			pipeline.ErrChanged, f.Name(), obj.Size, fmtTime(mtime), st.size, fmtTime(st.mtime)))
+	}
+	if obj.Size >= fadviseMinSize {
+		fadviseSequential(f)
+	}
+	return &File{
+		f:      f,
+		key:    obj.Key,
+		path:   f.Name(),
+		follow: s.opts.FollowSymlinks,
+		size:   obj.Size,
+		mtime:  mtime,
+		opened: st,
+	}, nil
+}
+
+// Size returns the size of the file as listed: the number of bytes the
+// reader yields.
+func (r *File) Size() int64 { return r.size }
+
+func (r *File) readErr(err error) error {
+	return &pipeline.ObjectError{Key: r.key, Op: "read", Err: err}
+}
+
+func (r *File) truncated(at int64) error {
+	return r.readErr(fmt.Errorf("%w: %q ended at byte %d while being read, it was listed with size %d: %w",
+		pipeline.ErrChanged, r.path, at, r.size, io.ErrUnexpectedEOF))
+}
+
+// Read reads the next bytes of the file, up to its listed size, then
+// returns io.EOF.
+func (r *File) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		return 0, io.EOF
+	}
+	if rest := r.size - r.off; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := r.f.Read(p)
+	r.off += int64(n)
+	switch {
+	case err == io.EOF:
+		return n, r.truncated(r.off)
+	case err != nil:
+		return n, r.readErr(err)
+	}
+	return n, nil
+}
+
+// ReadAt reads len(p) bytes at offset off, which must lie within the listed
+// size; like io.ReaderAt, it returns io.EOF with fewer bytes when the listed
+// size ends first.
+func (r *File) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, r.readErr(fmt.Errorf("negative offset %d", off))
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	atEnd := false
+	if rest := r.size - off; int64(len(p)) > rest {
+		p, atEnd = p[:rest], true
+	}
+	n, err := r.f.ReadAt(p, off)
+	switch {
+	case err == io.EOF:
+		return n, r.truncated(off + int64(n))
+	case err != nil:
+		return n, r.readErr(err)
+	case atEnd:
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close closes the file and reports, with an error wrapping
+// pipeline.ErrChanged, whether it changed since it was listed: the open file
+// is fstat-ed again (size and modification time against the listing, inode
+// change time against the open, where the platform reports it), and the
+// path is stat-ed again to see that it still names the same file. A file
+// that was appended to, rewritten (even with its modification time reset),
+// truncated, replaced or removed is reported. Calling Close again returns
+// the same result.
+func (r *File) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *File) close() error {
+	st, statErr := fstat(r.f)
+	closeErr := r.f.Close()
+	if statErr != nil {
+		return r.readErr(errors.Join(statErr, closeErr))
+	}
+	var problem string
+	switch {
+	case st.size != r.size:
+		problem = fmt.Sprintf("its size went from %d to %d", r.size, st.size)
+	case st.mtime != r.mtime:
+		problem = fmt.Sprintf("its modification time went from %s to %s", fmtTime(r.mtime), fmtTime(st.mtime))
+	case st.ctime != r.opened.ctime:
+		problem = fmt.Sprintf("its inode change time went from %s to %s (content or metadata was rewritten)",
+			fmtTime(r.opened.ctime), fmtTime(st.ctime))
+	}
+	if problem == "" {
+		pst, err := statPath(r.path, r.follow)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problem = "it was removed"
+		case err != nil:
+			return r.readErr(fmt.Errorf("stat %q after reading: %w", r.path, err))
+		case !sameFile(pst.id, st.id):
+			problem = fmt.Sprintf("it was replaced by another %s", pst.kind)
+		}
+	}
+	if problem != "" {
+		return r.readErr(fmt.Errorf("%w: %q changed while being read: %s; its content is not trusted", pipeline.ErrChanged, r.path, problem))
+	}
+	if closeErr != nil {
+		return r.readErr(closeErr)
+	}
+	return nil
+}

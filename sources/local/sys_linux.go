@@ -1,0 +1,197 @@
+//go:build linux
+
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lakeproof/lakeproof/pipeline"
+)
+
+// fileID identifies an inode: (device, inode number).
+type fileID struct{ dev, ino uint64 }
+
+// sameFile reports whether a and b are the same inode.
+func sameFile(a, b fileID) bool { return a == b }
+
+func fromStatT(st *unix.Stat_t) fileStat {
+	k := kindOther
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		k = kindFile
+	case unix.S_IFDIR:
+		k = kindDir
+	case unix.S_IFLNK:
+		k = kindSymlink
+	case unix.S_IFIFO:
+		k = kindFIFO
+	case unix.S_IFSOCK:
+		k = kindSocket
+	case unix.S_IFBLK:
+		k = kindDevice
+	case unix.S_IFCHR:
+		k = kindCharDevice
+	}
+	return fileStat{
+		kind:  k,
+		size:  st.Size,
+		mtime: st.Mtim.Nano(),
+		ctime: st.Ctim.Nano(),
+		id:    fileID{dev: uint64(st.Dev), ino: st.Ino}, //nolint:unconvert // Dev is not uint64 on every architecture
+	}
+}
+
+// ignoringEINTR retries f while it fails with EINTR, as package os does for
+// the system calls it makes.
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// statAt stats name in the open directory dir (dirPath is its path, for
+// error messages), following a final symbolic link only if follow is set. It is one
+// fstatat(2) relative to the directory's descriptor, so the kernel does not
+// resolve the whole path again for every file.
+func statAt(dir *os.File, dirPath, name string, follow bool) (fileStat, error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if follow {
+		flags = 0
+	}
+	var st unix.Stat_t
+	fd := int(dir.Fd())
+	err := ignoringEINTR(func() error { return unix.Fstatat(fd, name, &st, flags) })
+	runtime.KeepAlive(dir)
+	if err != nil {
+		return fileStat{}, &os.PathError{Op: "stat", Path: filepath.Join(dirPath, name), Err: err}
+	}
+	return fromStatT(&st), nil
+}
+
+// fstat stats the open file f.
+func fstat(f *os.File) (fileStat, error) {
+	var st unix.Stat_t
+	fd := int(f.Fd())
+	err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) })
+	runtime.KeepAlive(f)
+	if err != nil {
+		return fileStat{}, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fromStatT(&st), nil
+}
+
+// statPath stats path, following a final symbolic link only if follow is set.
+func statPath(path string, follow bool) (fileStat, error) {
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if follow {
+		flags = 0
+	}
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Fstatat(unix.AT_FDCWD, path, &st, flags) })
+	if err != nil {
+		return fileStat{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fromStatT(&st), nil
+}
+
+// openDir opens the directory at path for listing. Unless follow is set, it
+// fails (with ELOOP) if path's last component is a symbolic link, so a
+// directory swapped for a link after its parent was read is not followed.
+func openDir(path string, follow bool) (*os.File, error) {
+	flags := os.O_RDONLY | unix.O_DIRECTORY
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	return os.OpenFile(path, flags, 0)
+}
+
+// openat2OK reports whether openat2(2) with RESOLVE_NO_SYMLINKS works here
+// (Linux 5.6 and later, and not filtered out by a seccomp policy).
+var openat2OK = sync.OnceValue(func() bool {
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_DIRECTORY,
+		Resolve: unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})
+
+// openFile opens the file with the given key under the dataset root for
+// reading.
+//
+// Unless links are followed it uses openat2(2) relative to the root's
+// descriptor with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so that neither the
+// file nor any directory on its path can have been swapped for a symbolic
+// link since listing; where openat2 is unavailable it falls back to
+// O_NOFOLLOW, which protects the last component only. The file is opened
+// with O_NONBLOCK so that a file replaced by a FIFO cannot block the open;
+// the flag is cleared again once fstat has shown a regular file.
+func (s *Source) openFile(key string) (*os.File, fileStat, error) {
+	root := int(s.rootDir.Fd())
+	defer runtime.KeepAlive(s.rootDir)
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
+	var fd int
+	var err error
+	switch {
+	case s.opts.FollowSymlinks:
+		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat(root, key, flags, 0); return })
+	case openat2OK():
+		how := &unix.OpenHow{
+			Flags:   uint64(flags | unix.O_NOFOLLOW),
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+		}
+		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat2(root, key, how); return })
+	default:
+		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat(root, key, flags|unix.O_NOFOLLOW, 0); return })
+	}
+	path := filepath.Join(s.rootPath, key)
+	if err != nil {
+		return nil, fileStat{}, s.openErr(path, err)
+	}
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		unix.Close(fd)
+		return nil, fileStat{}, fmt.Errorf("fstat %q: %w", path, err)
+	}
+	fst := fromStatT(&st)
+	if fst.kind != kindFile {
+		unix.Close(fd)
+		return nil, fileStat{}, fmt.Errorf("%w: %q is now a %s, it was listed as a regular file", pipeline.ErrChanged, path, fst.kind)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fileStat{}, fmt.Errorf("clear O_NONBLOCK on %q: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), fst, nil
+}
+
+// openErr classifies an error from opening path.
+func (s *Source) openErr(path string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+		return fmt.Errorf("%w: %q was removed after it was listed: %w", pipeline.ErrNotFound, path, err)
+	case !s.opts.FollowSymlinks && (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV)):
+		return fmt.Errorf("%w: %q or a directory on its path was replaced by a symbolic link after it was listed (%w); links are followed only with --follow-symlinks",
+			pipeline.ErrChanged, path, err)
+	}
+	return fmt.Errorf("open %q: %w", path, err)
+}
+
+// fadviseSequential tells the kernel that f will be read sequentially, which
+// doubles its readahead window. It is only a hint: errors are ignored.
+func fadviseSequential(f *os.File) {
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	runtime.KeepAlive(f)
+}
