@@ -257,7 +257,7 @@ func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
 			err = corrupt("%v", r)
 		}
 	}()
-	tbl, err := ix.fr.ReadRowGroups(ctx, nil, []int{rg})
+	tbl, err := ix.fr.ReadRowGroups(ctx, allColumns, []int{rg})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -266,6 +266,9 @@ func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
 	}
 	defer tbl.Release()
 	n := int(tbl.NumRows())
+	if want := ix.pf.MetaData().RowGroup(rg).NumRows(); int64(n) != want || int(tbl.NumCols()) != len(allColumns) {
+		return nil, corrupt("decoded %d rows and %d columns, want %d and %d", n, tbl.NumCols(), want, len(allColumns))
+	}
 	out := make([]Entry, n)
 	for c := range int(tbl.NumCols()) {
 		i := 0
@@ -453,6 +456,9 @@ func (ix *Index) Prove(ctx context.Context, key string) (*lakeproof.Bundle, erro
 	}
 	return b, nil
 }
+
+// allColumns are the indices of every column of schema.
+var allColumns = []int{colKey, colSize, colMtime, colDigest, colLeaf, colETag, colChecksum}
 
 var parquetSchema = func() *pqschema.Schema {
 	s, err := pqarrow.ToParquet(schema, nil, pqarrow.DefaultWriterProps())

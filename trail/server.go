@@ -340,12 +340,12 @@ func decodeBody(r *http.Request, v any) error {
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	host, _ := os.Hostname()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"commitHash": s.cfg.Version,
-		"hostname":   host,
-		"version":    s.cfg.Version,
-		"id":         s.did,
+		"commitHash":  s.cfg.Version,
+		"hostname":    host,
+		"version":     s.cfg.Version,
+		"id":          s.did,
 		"apiVersions": APIVersions,
-		"openapi":    "/openapi.json",
+		"openapi":     "/openapi.json",
 	})
 }
 

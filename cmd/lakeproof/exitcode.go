@@ -25,23 +25,20 @@ type invalidError struct{ error }
 
 func (e invalidError) Unwrap() error { return e.error }
 
-// silentError carries an exit code for a failure already reported on
-// stdout/stderr by the command itself.
-type silentError struct{ code int }
+// reported marks an error that the command has already shown the user
+// (on stdout, as part of its report); main does not print it again.
+type reported struct{ error }
 
-func (e silentError) Error() string { return "exit status" }
+func (e reported) Unwrap() error { return e.error }
 
 func exitCode(err error) int {
 	var (
 		u usageError
 		i invalidError
-		s silentError
 	)
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &s):
-		return s.code
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &i):

@@ -59,8 +59,7 @@ func main() {
 	stop()
 	code := exitCode(err)
 	if err != nil {
-		var s silentError
-		if !errors.As(err, &s) {
+		if !errors.As(err, new(reported)) {
 			fmt.Fprintf(os.Stderr, "lakeproof: %v\n", err)
 		}
 	}

@@ -49,6 +49,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/lakeproof/lakeproof/pipeline/parhash/internal/avx2"
 	zeebo "github.com/zeebo/blake3"
 	"lukechampine.com/blake3/guts"
 )
@@ -157,11 +158,12 @@ func Sum(ctx context.Context, r io.ReaderAt, size int64, opts Options) ([32]byte
 	if workers == 1 {
 		buf := pool.Get()
 		defer pool.Put(buf)
+		var scratch [][8]uint32
 		for i := int64(0); i < units; i++ {
 			if err := ctx.Err(); err != nil {
 				return [32]byte{}, fmt.Errorf("hash: %w", err)
 			}
-			n, err := hashUnit(r, buf, i, unit, size)
+			n, err := hashUnit(r, buf, i, unit, size, &scratch)
 			if err != nil {
 				return [32]byte{}, err
 			}
@@ -194,12 +196,13 @@ func sumParallel(ctx context.Context, r io.ReaderAt, size, units int64, workers,
 			defer wg.Done()
 			buf := pool.Get()
 			defer pool.Put(buf)
+			var scratch [][8]uint32
 			for idx := range jobs {
 				if err := ctx.Err(); err != nil {
 					results <- unitResult{idx: idx, err: fmt.Errorf("hash: %w", err)}
 					continue
 				}
-				n, err := hashUnit(r, buf, idx, unit, size)
+				n, err := hashUnit(r, buf, idx, unit, size, &scratch)
 				results <- unitResult{idx: idx, node: n, err: err}
 			}
 		}()
@@ -240,7 +243,7 @@ func sumParallel(ctx context.Context, r io.ReaderAt, size, units int64, workers,
 
 // hashUnit reads unit idx of an object of the given size into buf and
 // returns its (non-root) BLAKE3 subtree node.
-func hashUnit(r io.ReaderAt, buf []byte, idx int64, unit int, size int64) (guts.Node, error) {
+func hashUnit(r io.ReaderAt, buf []byte, idx int64, unit int, size int64, scratch *[][8]uint32) (guts.Node, error) {
 	off := idx * int64(unit)
 	n := int64(unit)
 	if size-off < n {
@@ -250,7 +253,7 @@ func hashUnit(r io.ReaderAt, buf []byte, idx int64, unit int, size int64) (guts.
 	if err := readFull(r, p, off); err != nil {
 		return guts.Node{}, err
 	}
-	return subtreeNode(p, uint64(off)/ChunkSize), nil
+	return subtreeNode(p, uint64(off)/ChunkSize, scratch), nil
 }
 
 // readFull fills p from r at off.
@@ -271,8 +274,74 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 // subtreeNode returns the BLAKE3 node (not yet compressed, without the ROOT
 // flag) of the subtree over the chunks of p, the first of which has chunk
 // counter counter. p must start on a chunk boundary and, unless it ends the
-// input, hold a power-of-two number of whole chunks.
-func subtreeNode(p []byte, counter uint64) guts.Node {
+// input, hold a power-of-two number of whole chunks. scratch is reused
+// between calls of one goroutine.
+func subtreeNode(p []byte, counter uint64, scratch *[][8]uint32) guts.Node {
+	if avx2.Available {
+		return subtreeNodeAVX2(p, counter, scratch)
+	}
+	return subtreeNodeGuts(p, counter)
+}
+
+// subtreeNodeAVX2 hashes 8 whole chunks at a time with the AVX2 kernel,
+// then reduces the chunk chaining values level by level, 8 parents at a
+// time. Pairing adjacent nodes from the left and carrying an odd last node
+// up unchanged builds exactly BLAKE3's left-balanced tree.
+func subtreeNodeAVX2(p []byte, counter uint64, scratch *[][8]uint32) guts.Node {
+	chunks := (len(p) + ChunkSize - 1) / ChunkSize
+	if chunks <= 1 {
+		return guts.CompressChunk(p, &guts.IV, counter, 0)
+	}
+	if cap(*scratch) < chunks {
+		*scratch = make([][8]uint32, chunks)
+	}
+	cvs := (*scratch)[:chunks]
+	var out, left, right [64]uint32
+	var chain [8]uint32
+	i := 0
+	for ; (i+8)*ChunkSize <= len(p); i += 8 {
+		avx2.HashF((*[8 * ChunkSize]byte)(p[i*ChunkSize:]), 8*ChunkSize, counter+uint64(i), 0, &guts.IV, &out, &chain)
+		for c := range 8 {
+			for j := range 8 {
+				cvs[i+c][j] = out[c+8*j]
+			}
+		}
+	}
+	for ; i < chunks; i++ {
+		end := min((i+1)*ChunkSize, len(p))
+		cvs[i] = guts.ChainingValue(guts.CompressChunk(p[i*ChunkSize:end], &guts.IV, counter+uint64(i), 0))
+	}
+	for len(cvs) > 2 {
+		pairs := len(cvs) / 2
+		for b := 0; b < pairs; b += 8 {
+			n := min(8, pairs-b)
+			for c := range n {
+				for j := range 8 {
+					left[c+8*j] = cvs[2*(b+c)][j]
+					right[c+8*j] = cvs[2*(b+c)+1][j]
+				}
+			}
+			avx2.HashP(&left, &right, guts.FlagParent, &guts.IV, &out, n)
+			for c := range n { // cvs[b+c] was read above: safe to overwrite
+				for j := range 8 {
+					cvs[b+c][j] = out[c+8*j]
+				}
+			}
+		}
+		if len(cvs)%2 == 1 {
+			cvs[pairs] = cvs[len(cvs)-1]
+			cvs = cvs[:pairs+1]
+		} else {
+			cvs = cvs[:pairs]
+		}
+	}
+	return guts.ParentNode(cvs[0], cvs[1], &guts.IV, 0)
+}
+
+// subtreeNodeGuts is subtreeNode with lukechampine.com/blake3/guts, which
+// uses AVX-512 or AVX2 (with gathers) where present and portable Go
+// elsewhere: 16 chunks per CompressBuffer call, merged with a stack.
+func subtreeNodeGuts(p []byte, counter uint64) guts.Node {
 	var stack [64][8]uint32
 	var groups uint64
 	for len(p) > groupSize { // keep the last group: it becomes the returned node

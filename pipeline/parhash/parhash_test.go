@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lakeproof/lakeproof/pipeline/parhash/internal/avx2"
 	zeebo "github.com/zeebo/blake3"
 	"lukechampine.com/blake3/guts"
 )
@@ -61,6 +62,51 @@ func naiveRoot(data []byte) [32]byte {
 	n.Flags |= guts.FlagRoot
 	out := guts.WordsToBytes(guts.CompressNode(n))
 	return [32]byte(out[:32])
+}
+
+// naiveNode is naiveRoot's tree for a subtree whose first chunk has the
+// given counter, without the ROOT flag.
+func naiveNode(data []byte, counter uint64) guts.Node {
+	chunks := max(1, (len(data)+ChunkSize-1)/ChunkSize)
+	var node func(lo, n int) guts.Node
+	node = func(lo, n int) guts.Node {
+		if n == 1 {
+			end := min((lo+1)*ChunkSize, len(data))
+			return guts.CompressChunk(data[lo*ChunkSize:end], &guts.IV, counter+uint64(lo), 0)
+		}
+		left := 1 << (bits.Len(uint(n-1)) - 1)
+		return guts.ParentNode(guts.ChainingValue(node(lo, left)), guts.ChainingValue(node(lo+left, n-left)), &guts.IV, 0)
+	}
+	return node(0, chunks)
+}
+
+// TestSubtreeImplementations checks both subtree hashers, on every chunk
+// count from 1 to 70 and on larger power-of-two and odd sizes, at chunk
+// counters other than zero, against the naive tree.
+func TestSubtreeImplementations(t *testing.T) {
+	if !avx2.Available {
+		t.Log("no AVX2 here: only the guts path is tested")
+	}
+	var scratch [][8]uint32
+	sizes := []int{0, 1, 1023}
+	for c := 1; c <= 70; c++ {
+		sizes = append(sizes, c*ChunkSize, c*ChunkSize+1, c*ChunkSize+1023)
+	}
+	sizes = append(sizes, 256<<10, 1<<20, 1<<20-1, 1<<20-1024, 777_777)
+	for _, size := range sizes {
+		in := randomInput(uint64(size), size)
+		for _, counter := range []uint64{0, 1024, 1 << 40} {
+			want := naiveNode(in, counter)
+			if got := subtreeNodeGuts(in, counter); got != want {
+				t.Fatalf("size %d, counter %d: subtreeNodeGuts differs from the naive tree", size, counter)
+			}
+			if avx2.Available {
+				if got := subtreeNodeAVX2(in, counter, &scratch); got != want {
+					t.Fatalf("size %d, counter %d: subtreeNodeAVX2 differs from the naive tree", size, counter)
+				}
+			}
+		}
+	}
 }
 
 func TestOfficialVectors(t *testing.T) {
