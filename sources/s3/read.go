@@ -18,8 +18,9 @@ import (
 	"github.com/lakeproof/lakeproof/pipeline"
 )
 
-// readRetries is how many times a GET whose body failed part-way is resumed
-// (with a ranged GET from the last byte received) before giving up.
+// readRetries is how many times a ranged GET whose body failed part-way is
+// resumed (with a ranged GET from the last byte received) before giving up;
+// a small object's single GET may be resumed twice as often in all.
 const readRetries = 5
 
 // Open opens obj for reading. The returned reader yields exactly obj.Size
@@ -84,9 +85,10 @@ type Reader struct {
 	checksum string
 
 	// sequential reading
-	off  int64         // next byte Read returns
-	body io.ReadCloser // small objects: the current GET's body, nil after a failure
-	eof  bool          // body has been read to its end
+	off     int64         // next byte Read returns
+	body    io.ReadCloser // small objects: the current GET's body, nil after a failure
+	eof     bool          // body has been read to its end
+	resumes int           // GETs made after the first one failed part-way
 
 	// large objects: parts in flight, in order
 	queue   []*part
@@ -141,7 +143,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 // GET after a failure part-way.
 func (r *Reader) readStream(p []byte) (int, error) {
 	size := r.obj.Size
-	for attempt := 0; ; {
+	for {
 		if r.off == size && (r.eof || r.body == nil) {
 			return 0, io.EOF
 		}
@@ -185,14 +187,14 @@ func (r *Reader) readStream(p []byte) (int, error) {
 			if isChecksumMismatch(err) {
 				return n, fmt.Errorf("read %s: content does not match the provider's checksum: %w", r.name(), err)
 			}
-			if !transient(err) || attempt >= readRetries || r.ctx.Err() != nil {
+			if !transient(err) || r.resumes >= 2*readRetries || r.ctx.Err() != nil {
 				return n, fmt.Errorf("read %s at byte %d of %d: %w", r.name(), r.off, size, err)
 			}
 			r.s.log.Debug("s3: resuming read", "object", r.name(), "offset", r.off, "err", err)
-			if serr := sleep(r.ctx, backoff(attempt)); serr != nil {
+			if serr := sleep(r.ctx, backoff(min(r.resumes, readRetries))); serr != nil {
 				return n, serr
 			}
-			attempt++
+			r.resumes++
 			if n > 0 {
 				return n, nil
 			}

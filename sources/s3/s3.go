@@ -2,6 +2,8 @@ package s3
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -196,6 +198,9 @@ func loadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 		// SlowDown storm, not fail once a token bucket is empty.
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
+				// A certificate the client does not trust will not become
+				// trusted by asking again.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(notCertificateError)}, o.Retryables...)
 				o.MaxAttempts = defaultMaxAttempts
 				o.MaxBackoff = 10 * time.Second
 				o.RateLimiter = ratelimit.None
@@ -219,6 +224,19 @@ func loadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 		cfg.Region = defaultRegion
 	}
 	return cfg, nil
+}
+
+func notCertificateError(err error) aws.Ternary {
+	var (
+		verr *tls.CertificateVerificationError
+		uerr x509.UnknownAuthorityError
+		herr x509.HostnameError
+		cerr x509.CertificateInvalidError
+	)
+	if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 func newClient(cfg aws.Config, opts Options, region string) *s3.Client {
@@ -314,7 +332,7 @@ func (s *Source) accessError(op string, err error) error {
 		switch ae.ErrorCode() {
 		case "NoSuchBucket":
 			return fmt.Errorf("s3 %s: bucket %q does not exist at %s: %w", s.uri, s.bucket, s.endpoint, err)
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId", "AuthorizationHeaderMalformed":
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId", "AuthorizationHeaderMalformed", "XAdminUserNotFound":
 			return fmt.Errorf("s3 %s: credentials rejected by %s (check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE): %w", s.uri, s.endpoint, err)
 		case "AccessDenied", "AllAccessDisabled", "Forbidden":
 			return fmt.Errorf("s3 %s: access denied by %s: the credentials may not %s: %w", s.uri, s.endpoint, op, err)
