@@ -106,10 +106,11 @@ bench() {
   if hyperfine --style none --warmup 1 --runs "$RUNS" --prepare "${prepare:-true}" \
       --export-csv "$csv" "$cmd" >/dev/null 2>"$csv.err"; then
     # columns: command,mean,stddev,median,user,system,min,max
-    printf '%s\t%s\t%s\n' "$label" "$(awk -F, 'NR==2 {print $7}' "$csv")" "$cmd" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\n' "$label" "$(awk -F, 'NR==2 {print $7}' "$csv")" "$cmd" \
+      "$(awk -F, 'NR==2 {printf "%.3f", $5 + $6}' "$csv")" >>"$RESULTS"
   else
     say "$label FAILED: $(tail -3 "$csv.err")"
-    printf '%s\t%s\t%s\n' "$label" "FAILED" "$cmd" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\n' "$label" "FAILED" "$cmd" "" >>"$RESULTS"
   fi
   rm -f "$csv" "$csv.err"
 }
@@ -121,26 +122,33 @@ report() {
   echo "### $1 (best of $RUNS, warm page cache, $(nproc) cores)"
   echo
   awk -F'\t' '
-    { label[NR]=$1; sec[NR]=$2; cmd[NR]=$3
+    { label[NR]=$1; sec[NR]=$2; cmd[NR]=$3; cpu[NR]=$4
       if ($1 ~ /^b3sum/ && $2 != "FAILED" && (best == "" || $2 < best)) best = $2
       if ($1 ~ /^hashdeep/ && $2 != "FAILED") hd = $2 }
     END {
-      printf "| %-34s | %8s | %10s | %12s |\n", "tool", "seconds", "/best b3sum", "hashdeep/this"
-      printf "|%s|%s|%s|%s|\n", "------------------------------------", "----------", "------------", "--------------"
+      f = "| %-40s | %8s | %11s | %13s | %9s |\n"
+      printf f, "command", "best s", "/best b3sum", "hashdeep/this", "CPU s"
+      printf "|%s|%s|%s|%s|%s|\n", "------------------------------------------", "---------:", "------------:", "--------------:", "----------:"
       for (i = 1; i <= NR; i++) {
-        if (sec[i] == "FAILED") { printf "| %-34s | %8s | %10s | %12s |\n", label[i], "FAILED", "", ""; continue }
+        if (sec[i] == "FAILED") { printf f, label[i], "FAILED", "", "", ""; continue }
         r1 = best == "" ? "" : sprintf("%.2fx", sec[i] / best)
         r2 = hd == "" ? "" : sprintf("%.2fx", hd / sec[i])
-        printf "| %-34s | %8.3f | %10s | %12s |\n", label[i], sec[i], r1, r2
+        printf f, label[i], sprintf("%.3f", sec[i]), r1, r2, cpu[i]
       }
       print ""
-      for (i = 1; i <= NR; i++) printf "- `%s`: `%s`\n", label[i], cmd[i]
+      print "CPU s: mean user+system CPU seconds per run (all processes), from hyperfine."
+      print ""
+      for (i = 1; i <= NR; i++) printf "- %s: `%s`\n", label[i], cmd[i]
     }' "$RESULTS"
 }
 
 # verdict LABEL TARGET-EXPR: print a target line computed by awk from $RESULTS.
 seconds_of() { awk -F'\t' -v l="$1" '$1 == l {print $2}' "$RESULTS"; }
 best_b3sum() { awk -F'\t' '$1 ~ /^b3sum/ && $2 != "FAILED" {if (b == "" || $2 < b) b = $2} END {print b}' "$RESULTS"; }
+
+echo "## compare.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); lakeproof $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?') (+ uncommitted changes if any)"
 
 if [ "$DO_SMALL" = 1 ]; then
   D=$WORK/small
@@ -154,7 +162,7 @@ if [ "$DO_SMALL" = 1 ]; then
   bench "parb3sum -workers 1, xargs -P2 -n1000" "" "find $D -type f -print0 | xargs -0 -P2 -n1000 $WORK/bin/parb3sum -workers 1 >/dev/null"
   have hashdeep && bench "hashdeep -r -c sha256" "" "hashdeep -r -c sha256 $D >/dev/null"
   have rclone && bench "rclone hashsum $RCLONE_HASH" "" "rclone hashsum $RCLONE_HASH $D >/dev/null"
-  report "20,000 files, $n files, $bytes bytes ($WORK/small)"
+  report "$n files of 4-256 KiB, $bytes bytes ($WORK/small)"
   if [ "$HAVE_INDEX" = 1 ]; then
     awk -v lp="$(seconds_of 'lakeproof index')" -v b="$(best_b3sum)" -v h="$(seconds_of 'hashdeep -r -c sha256')" 'BEGIN {
       if (lp == "FAILED" || lp == "") { print "\nlakeproof index failed: targets not measured"; exit }
@@ -209,3 +217,6 @@ if [ "$DO_TINY" = 1 ]; then
     echo "tiny: skipped (needs lakeproof index and /usr/bin/time)"
   fi
 fi
+
+echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -42,10 +42,13 @@ func input(n int) []byte {
 // second core.
 //
 //   - zeebo: github.com/zeebo/blake3 Sum256 (AVX2 8-way, SSE4.1)
-//   - guts: parhash.Sum with Workers=1 and 16 KiB units, i.e. the
-//     lukechampine.com/blake3/guts CompressBuffer path (AVX2 on amd64; AVX-512
-//     where present) that Sum's workers run, plus one memcpy per unit
-//   - luke: lukechampine.com/blake3 Sum256
+//   - kernel: parhash.Sum with Workers=1 and 16 KiB units: the subtree
+//     hasher that Sum's workers run (the AVX2 kernel copied from zeebo where
+//     AVX2 is present, else lukechampine.com/blake3/guts), plus one memcpy
+//     per unit
+//   - luke: lukechampine.com/blake3 Sum256, whose chunk compression is
+//     lukechampine.com/blake3/guts (AVX2 with VPGATHERDD loads; AVX-512
+//     where present)
 func BenchmarkSingleThread(b *testing.B) {
 	ctx := context.Background()
 	for _, sz := range sizes {
@@ -56,7 +59,7 @@ func BenchmarkSingleThread(b *testing.B) {
 				zeebo.Sum256(in)
 			}
 		})
-		b.Run("guts/"+sz.name, func(b *testing.B) {
+		b.Run("kernel/"+sz.name, func(b *testing.B) {
 			r := bytes.NewReader(in)
 			opts := parhash.Options{Workers: 1, SubtreeSize: 16 << 10, Pool: parhash.NewBufferPool(16 << 10)}
 			b.SetBytes(int64(sz.n))

@@ -365,3 +365,9 @@ func (c *Client) followOnce(ctx context.Context, addr string, next *int64, fn fu
 	}
 	return io.ErrUnexpectedEOF
 }
+
+// Get performs a GET on an API path (below /api/v0.1) and decodes the JSON
+// answer into out.
+func (c *Client) Get(ctx context.Context, path string, q url.Values, out any) error {
+	return c.do(ctx, "GET", path, q, nil, out)
+}

@@ -117,18 +117,18 @@ func (e *env) raw(method, path, jwt string, body []byte) (int, []byte) {
 }
 
 // wantStatus asserts a status and an {"error": …} body for errors.
-func (e *env) wantStatus(method, path, jwt string, body []byte, want int) []byte {
-	e.t.Helper()
+func (e *env) wantStatus(t *testing.T, method, path, jwt string, body []byte, want int) []byte {
+	t.Helper()
 	code, b := e.raw(method, path, jwt, body)
 	if code != want {
-		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, code, want, b)
+		t.Fatalf("%s %s: status %d, want %d; body %s", method, path, code, want, b)
 	}
 	if code >= 400 {
 		var er struct {
 			Error string `json:"error"`
 		}
 		if err := json.Unmarshal(b, &er); err != nil || er.Error == "" {
-			e.t.Fatalf("%s %s: error body %q is not {\"error\": …}", method, path, b)
+			t.Fatalf("%s %s: error body %q is not {\"error\": …}", method, path, b)
 		}
 	}
 	return b

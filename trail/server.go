@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // APIVersions are the path prefixes every API route is served under: IS
@@ -315,23 +317,31 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // decodeBody decodes one JSON value from the request body: 413 over the
 // size limit, 400 for an empty, malformed or trailing-garbage body.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return err
-		case errors.Is(err, io.EOF):
-			return errf(http.StatusBadRequest, "empty body")
-		default:
-			return errf(http.StatusBadRequest, "No valid body provided!: %v", err)
-		}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
+		return errf(http.StatusBadRequest, "could not read the body: %v", err)
+	}
+	return decodeJSON(raw, v)
+}
+
+// decodeJSON decodes exactly one JSON value; invalid UTF-8 is refused
+// (not replaced) so that signed content is what the client sent.
+func decodeJSON(raw []byte, v any) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return errf(http.StatusBadRequest, "empty body")
+	}
+	if !utf8.Valid(raw) {
+		return errf(http.StatusBadRequest, "No valid body provided!: invalid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return errf(http.StatusBadRequest, "No valid body provided!: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errf(http.StatusBadRequest, "No valid body provided!: data after the JSON value")
 	}
 	return nil

@@ -228,6 +228,22 @@ func Get(tb testing.TB) *Server {
 	return shared.srv
 }
 
+// New starts a server of tb's own, closed when tb's test ends; use it where
+// a package cannot have a TestMain of its own. Skips and failures are as
+// for Get.
+func New(tb testing.TB) *Server {
+	tb.Helper()
+	s, err := Start()
+	if err != nil {
+		if errors.Is(err, ErrNoBinary) && os.Getenv("LAKEPROOF_REQUIRE_SERVERS") != "1" {
+			tb.Skipf("no S3 server for this test: %v", err)
+		}
+		tb.Fatalf("S3 test server: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
 var nonBucket = regexp.MustCompile(`[^a-z0-9]+`)
 
 // NewBucket creates a bucket with a fresh name derived from the test's name.

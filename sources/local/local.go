@@ -18,10 +18,10 @@
 // The listing streams. It holds one sorted entry list per directory on the
 // path from the root to the current directory, and nothing else, so its
 // memory is proportional to the sum of the sizes of those directories (about
-// 50 bytes plus the name per entry), never to the number of files in the
-// dataset. A single directory of ten million entries needs about 700 MB; a
+// 60 bytes plus the name per entry), never to the number of files in the
+// dataset. A single directory of ten million entries needs about 800 MB; a
 // tree of ten million files in directories of a thousand needs a few hundred
-// kilobytes.
+// kilobytes (TestListingMemoryIsBounded measures it).
 //
 // # Problems with one file
 //

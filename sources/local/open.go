@@ -18,7 +18,7 @@ import (
 // window and the system call would be wasted.
 const fadviseMinSize = 256 << 10
 
-// File is the reader Open returns. Besides io.ReadCloser it implements
+// reader is the reader Open returns. Besides io.ReadCloser it implements
 // io.ReaderAt, for hashing parts of a large file in parallel. It yields
 // exactly the listed size: reads stop there even if the file has grown
 // (Close then reports the change), and a file that shrank makes the read
@@ -26,9 +26,8 @@ const fadviseMinSize = 256 << 10
 //
 // Read and Close must not be called concurrently with Read or Close;
 // ReadAt may be called concurrently with ReadAt and with Read.
-type File struct {
+type reader struct {
 	f      *os.File
-	key    string
 	path   string
 	follow bool
 	size   int64    // as listed
@@ -41,8 +40,8 @@ type File struct {
 }
 
 var (
-	_ io.ReadCloser = (*File)(nil)
-	_ io.ReaderAt   = (*File)(nil)
+	_ io.ReadCloser = (*reader)(nil)
+	_ io.ReaderAt   = (*reader)(nil)
 )
 
 // Open opens obj, which must have been listed by Objects, for reading.
@@ -52,39 +51,37 @@ var (
 // the open file: if it is no longer a regular file, or its size or
 // modification time differ from the listing, Open fails with an error
 // wrapping pipeline.ErrChanged. If the file is gone, the error wraps
-// pipeline.ErrNotFound. Errors are *pipeline.ObjectError with Op "open".
+// pipeline.ErrNotFound. Errors name the file's path but are not
+// *pipeline.ObjectError: the caller knows the key and the operation.
 //
-// The returned reader is a *File; its Close checks the file again. Open is
-// safe for concurrent use.
+// The returned reader yields exactly obj.Size bytes, also implements
+// io.ReaderAt (for hashing parts of a large file in parallel), and checks
+// the file again on Close; see reader. Open is safe for concurrent use.
 func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, error) {
-	fail := func(err error) (io.ReadCloser, error) {
-		return nil, &pipeline.ObjectError{Key: obj.Key, Op: "open", Err: err}
-	}
 	if err := ctx.Err(); err != nil {
-		return fail(err)
+		return nil, fmt.Errorf("open %q: %w", obj.Key, err)
 	}
 	if err := lakeproof.CheckKey(obj.Key); err != nil {
-		return fail(err)
+		return nil, fmt.Errorf("open: %w", err)
 	}
 	if obj.Size < 0 {
-		return fail(fmt.Errorf("invalid listed size %d", obj.Size))
+		return nil, fmt.Errorf("open %q: invalid listed size %d", obj.Key, obj.Size)
 	}
 	f, st, err := s.openFile(obj.Key)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	mtime := obj.ModTime.UnixNano()
 	if st.size != obj.Size || st.mtime != mtime {
 		f.Close()
-		return fail(fmt.Errorf("%w: %q was listed with size %d and modification time %s, and now has size %d and modification time %s",
-			pipeline.ErrChanged, f.Name(), obj.Size, fmtTime(mtime), st.size, fmtTime(st.mtime)))
+		return nil, fmt.Errorf("%w: %q was listed with size %d and modification time %s, and now has size %d and modification time %s",
+			pipeline.ErrChanged, f.Name(), obj.Size, fmtTime(mtime), st.size, fmtTime(st.mtime))
 	}
 	if obj.Size >= fadviseMinSize {
 		fadviseSequential(f)
 	}
-	return &File{
+	return &reader{
 		f:      f,
-		key:    obj.Key,
 		path:   f.Name(),
 		follow: s.opts.FollowSymlinks,
 		size:   obj.Size,
@@ -93,22 +90,14 @@ func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, 
 	}, nil
 }
 
-// Size returns the size of the file as listed: the number of bytes the
-// reader yields.
-func (r *File) Size() int64 { return r.size }
-
-func (r *File) readErr(err error) error {
-	return &pipeline.ObjectError{Key: r.key, Op: "read", Err: err}
-}
-
-func (r *File) truncated(at int64) error {
-	return r.readErr(fmt.Errorf("%w: %q ended at byte %d while being read, it was listed with size %d: %w",
-		pipeline.ErrChanged, r.path, at, r.size, io.ErrUnexpectedEOF))
+func (r *reader) truncated(at int64) error {
+	return fmt.Errorf("%w: %q ended at byte %d while being read, it was listed with size %d: %w",
+		pipeline.ErrChanged, r.path, at, r.size, io.ErrUnexpectedEOF)
 }
 
 // Read reads the next bytes of the file, up to its listed size, then
 // returns io.EOF.
-func (r *File) Read(p []byte) (int, error) {
+func (r *reader) Read(p []byte) (int, error) {
 	if r.off >= r.size {
 		return 0, io.EOF
 	}
@@ -121,7 +110,7 @@ func (r *File) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		return n, r.truncated(r.off)
 	case err != nil:
-		return n, r.readErr(err)
+		return n, err // an *os.PathError, naming the path
 	}
 	return n, nil
 }
@@ -129,9 +118,9 @@ func (r *File) Read(p []byte) (int, error) {
 // ReadAt reads len(p) bytes at offset off, which must lie within the listed
 // size; like io.ReaderAt, it returns io.EOF with fewer bytes when the listed
 // size ends first.
-func (r *File) ReadAt(p []byte, off int64) (int, error) {
+func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, r.readErr(fmt.Errorf("negative offset %d", off))
+		return 0, fmt.Errorf("read %q: negative offset %d", r.path, off)
 	}
 	if off >= r.size {
 		return 0, io.EOF
@@ -145,7 +134,7 @@ func (r *File) ReadAt(p []byte, off int64) (int, error) {
 	case err == io.EOF:
 		return n, r.truncated(off + int64(n))
 	case err != nil:
-		return n, r.readErr(err)
+		return n, err
 	case atEnd:
 		return n, io.EOF
 	}
@@ -160,26 +149,25 @@ func (r *File) ReadAt(p []byte, off int64) (int, error) {
 // that was appended to, rewritten (even with its modification time reset),
 // truncated, replaced or removed is reported. Calling Close again returns
 // the same result.
-func (r *File) Close() error {
+func (r *reader) Close() error {
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
 }
 
-func (r *File) close() error {
+func (r *reader) close() error {
 	st, statErr := fstat(r.f)
 	closeErr := r.f.Close()
 	if statErr != nil {
-		return r.readErr(errors.Join(statErr, closeErr))
+		return errors.Join(statErr, closeErr) // both name the path
 	}
+	// The checks go from the most to the least specific message: removing
+	// or replacing the file also changes its inode change time.
 	var problem string
 	switch {
 	case st.size != r.size:
 		problem = fmt.Sprintf("its size went from %d to %d", r.size, st.size)
 	case st.mtime != r.mtime:
 		problem = fmt.Sprintf("its modification time went from %s to %s", fmtTime(r.mtime), fmtTime(st.mtime))
-	case st.ctime != r.opened.ctime:
-		problem = fmt.Sprintf("its inode change time went from %s to %s (content or metadata was rewritten)",
-			fmtTime(r.opened.ctime), fmtTime(st.ctime))
 	}
 	if problem == "" {
 		pst, err := statPath(r.path, r.follow)
@@ -187,16 +175,19 @@ func (r *File) close() error {
 		case errors.Is(err, fs.ErrNotExist):
 			problem = "it was removed"
 		case err != nil:
-			return r.readErr(fmt.Errorf("stat %q after reading: %w", r.path, err))
+			return fmt.Errorf("stat %q after reading: %w", r.path, err)
 		case !sameFile(pst.id, st.id):
 			problem = fmt.Sprintf("it was replaced by another %s", pst.kind)
+		case st.ctime != r.opened.ctime:
+			problem = fmt.Sprintf("its inode change time went from %s to %s (its content or metadata was rewritten)",
+				fmtTime(r.opened.ctime), fmtTime(st.ctime))
 		}
 	}
 	if problem != "" {
-		return r.readErr(fmt.Errorf("%w: %q changed while being read: %s; its content is not trusted", pipeline.ErrChanged, r.path, problem))
+		return fmt.Errorf("%w: %q changed while being read: %s; its content is not trusted", pipeline.ErrChanged, r.path, problem)
 	}
 	if closeErr != nil {
-		return r.readErr(closeErr)
+		return closeErr // an *os.PathError, naming the path
 	}
 	return nil
 }

@@ -70,8 +70,5 @@ type fileStat struct {
 	id    fileID // identity of the inode, see sameFile
 }
 
-// modTime returns the modification time as listed in an Object.
-func (st *fileStat) modTime() time.Time { return time.Unix(0, st.mtime).UTC() }
-
 // fmtTime formats Unix nanoseconds for error messages.
 func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }

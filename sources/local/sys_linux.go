@@ -44,7 +44,7 @@ func fromStatT(st *unix.Stat_t) fileStat {
 		size:  st.Size,
 		mtime: st.Mtim.Nano(),
 		ctime: st.Ctim.Nano(),
-		id:    fileID{dev: uint64(st.Dev), ino: st.Ino}, //nolint:unconvert // Dev is not uint64 on every architecture
+		id:    fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, // not uint64 on every architecture
 	}
 }
 
@@ -111,7 +111,11 @@ func openDir(path string, follow bool) (*os.File, error) {
 	if !follow {
 		flags |= unix.O_NOFOLLOW
 	}
-	return os.OpenFile(path, flags, 0)
+	f, err := os.OpenFile(path, flags, 0)
+	if err != nil && !follow && errors.Is(err, unix.ELOOP) {
+		err = fmt.Errorf("%q was replaced by a symbolic link while the dataset was being listed: %w", path, err)
+	}
+	return f, err
 }
 
 // openat2OK reports whether openat2(2) with RESOLVE_NO_SYMLINKS works here

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/pipeline"
@@ -75,13 +76,21 @@ type frame struct {
 // read. Objects must not be called concurrently with itself.
 func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
 	return func(yield func(pipeline.Object, error) bool) {
+		fatal := func(err error) { yield(pipeline.Object{}, fmt.Errorf("listing %s: %w", s.uri, err)) }
 		if err := ctx.Err(); err != nil {
-			yield(pipeline.Object{}, fmt.Errorf("listing %s: %w", s.uri, err))
+			fatal(err)
 			return
 		}
-		root, err := s.readDir(s.rootPath, "", true)
+		root, d, err := s.openFrame(s.rootPath, "", true)
+		if err == nil {
+			err = s.readEntries(ctx, d, root)
+			d.Close()
+		}
 		if err != nil {
-			yield(pipeline.Object{}, fmt.Errorf("listing %s: cannot read the dataset root: %w", s.uri, err))
+			if ctx.Err() == nil {
+				err = fmt.Errorf("cannot read the dataset root: %w", err)
+			}
+			fatal(err)
 			return
 		}
 		stack := []*frame{root}
@@ -98,51 +107,52 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 			top.next++
 			if visited++; visited%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
-					yield(pipeline.Object{}, fmt.Errorf("listing %s: %w", s.uri, err))
+					fatal(err)
 					return
 				}
 			}
 			key := top.prefix + e.name
-			path := join(top.path, e.name)
 			var oerr *pipeline.ObjectError
 			switch {
 			case e.err != nil:
-				oerr = s.statError(key, path, e)
+				oerr = statError(key, join(top.path, e.name), e)
 			case e.kind == kindFile:
 				if err := lakeproof.CheckKey(key); err != nil {
 					oerr = &pipeline.ObjectError{Key: key, Op: "key", Err: fmt.Errorf(
-						"file %q cannot be indexed: %w", path, err)}
+						"file %q cannot be indexed: %w", join(top.path, e.name), err)}
 					break
 				}
-				if key <= last && last != "" {
+				if key <= last {
 					// Unreachable unless the filesystem returns a name twice
-					// in one directory, which readDir guards against.
-					yield(pipeline.Object{}, fmt.Errorf("listing %s: internal error: key %q listed after %q", s.uri, key, last))
+					// in one directory, which readEntries guards against.
+					fatal(fmt.Errorf("internal error: key %q listed after %q", key, last))
 					return
 				}
 				last = key
-				if !yield(pipeline.Object{Key: key, Size: e.size, ModTime: (&fileStat{mtime: e.mtime}).modTime()}, nil) {
+				if !yield(pipeline.Object{Key: key, Size: e.size, ModTime: time.Unix(0, e.mtime).UTC()}, nil) {
 					return
 				}
 			case e.kind == kindDir:
-				f, err := s.enter(stack, key, path, e)
+				f, dirErr, err := s.enter(ctx, stack, key, join(top.path, e.name), e)
 				if err != nil {
-					oerr = err
+					fatal(err)
+					return
 				}
 				if f != nil {
 					stack = append(stack, f)
 				}
+				oerr = dirErr
 			case e.kind == kindSymlink:
 				oerr = &pipeline.ObjectError{Key: key, Op: "stat", Err: fmt.Errorf(
 					"%w: %q is a symbolic link; lakeproof does not follow links unless --follow-symlinks is given",
-					pipeline.ErrUnsupported, path)}
+					pipeline.ErrUnsupported, join(top.path, e.name))}
 			default:
 				what := e.kind.String()
 				if e.link {
 					what = "symbolic link to a " + what
 				}
 				oerr = &pipeline.ObjectError{Key: key, Op: "stat", Err: fmt.Errorf(
-					"%w: %q is a %s; only regular files can be indexed", pipeline.ErrUnsupported, path, what)}
+					"%w: %q is a %s; only regular files can be indexed", pipeline.ErrUnsupported, join(top.path, e.name), what)}
 			}
 			if oerr != nil && !yield(pipeline.Object{}, oerr) {
 				return
@@ -152,7 +162,7 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 }
 
 // statError reports an entry that could not be stat-ed.
-func (s *Source) statError(key, path string, e *entry) *pipeline.ObjectError {
+func statError(key, path string, e *entry) *pipeline.ObjectError {
 	err := e.err
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && e.link:
@@ -163,27 +173,28 @@ func (s *Source) statError(key, path string, e *entry) *pipeline.ObjectError {
 	return &pipeline.ObjectError{Key: key, Op: "stat", Err: err}
 }
 
-// enter reads the directory e, at key and path, below the frames on stack.
-// It returns the frame to push, if any, and the error to yield before the
-// directory's entries, if any: an invalid directory name, a link loop or a
-// directory that cannot be read (in part or at all). Errors are keyed with
-// the directory's key and a trailing '/', which sorts before the keys of its
-// entries.
-func (s *Source) enter(stack []*frame, key, path string, e *entry) (*frame, *pipeline.ObjectError) {
+// enter opens and reads the directory e, at key and path, below the frames
+// on stack. It returns the frame to push, if any; the error to yield before
+// the directory's entries, if any (an invalid directory name, a directory
+// loop, a directory that cannot be read in part or at all), keyed with the
+// directory's key and a trailing '/', which sorts before the keys of its
+// entries; and a fatal error if ctx is done.
+func (s *Source) enter(ctx context.Context, stack []*frame, key, path string, e *entry) (*frame, *pipeline.ObjectError, error) {
 	dirKey := key + "/"
 	if err := lakeproof.CheckKey(key); err != nil {
 		return nil, &pipeline.ObjectError{Key: dirKey, Op: "key", Err: fmt.Errorf(
-			"directory %q cannot be indexed, nothing below it is listed; rename it: %w", path, err)}
+			"directory %q cannot be indexed, nothing below it is listed; rename it: %w", path, err)}, nil
 	}
-	f, err := s.readDir(path, dirKey, e.link)
-	if f == nil {
+	f, d, err := s.openFrame(path, dirKey, e.link)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("%w: directory %q was removed while the dataset was being listed: %w", pipeline.ErrNotFound, path, err)
 		} else {
 			err = fmt.Errorf("cannot read directory %q: %w", path, err)
 		}
-		return nil, &pipeline.ObjectError{Key: dirKey, Op: "list", Err: err}
+		return nil, &pipeline.ObjectError{Key: dirKey, Op: "list", Err: err}, nil
 	}
+	defer d.Close()
 	for _, anc := range stack {
 		if sameFile(anc.id, f.id) {
 			ancKey := strings.TrimSuffix(anc.prefix, "/")
@@ -193,43 +204,54 @@ func (s *Source) enter(stack []*frame, key, path string, e *entry) (*frame, *pip
 				ancKey = fmt.Sprintf("%q", ancKey)
 			}
 			return nil, &pipeline.ObjectError{Key: dirKey, Op: "list", Err: fmt.Errorf(
-				"%q leads back to its own ancestor %s (a symbolic link loop); it is not walked", path, ancKey)}
+				"%q leads back to its own ancestor %s (a directory loop); it is not walked", path, ancKey)}, nil
 		}
 	}
-	if err != nil {
+	if err := s.readEntries(ctx, d, f); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
 		return f, &pipeline.ObjectError{Key: dirKey, Op: "list", Err: fmt.Errorf(
-			"cannot read all of directory %q, only the entries read before the error are listed: %w", path, err)}
+			"cannot read all of directory %q, only the entries read before the error are listed: %w", path, err)}, nil
 	}
-	return f, nil
+	return f, nil, nil
 }
 
-// readDir opens the directory at path and reads, stats and sorts its
-// entries. follow says whether path itself may be a symbolic link. It
-// returns a nil frame if the directory cannot be opened, and a frame with
-// the entries read so far and an error if reading fails part way.
-func (s *Source) readDir(path, prefix string, follow bool) (*frame, error) {
+// openFrame opens the directory at path, whose entries have keys starting
+// with prefix, and returns its frame, without entries yet, and the open
+// directory. follow says whether path itself may be a symbolic link.
+func (s *Source) openFrame(path, prefix string, follow bool) (*frame, *os.File, error) {
 	d, err := openDir(path, follow || s.opts.FollowSymlinks)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer d.Close()
 	st, err := fstat(d)
 	if err != nil {
-		return nil, err
+		d.Close()
+		return nil, nil, err
 	}
-	f := &frame{path: path, prefix: prefix, id: st.id}
+	return &frame{path: path, prefix: prefix, id: st.id}, d, nil
+}
+
+// readEntries reads, stats and sorts the entries of the open directory d
+// into f. If reading fails part way, f keeps the entries read so far and the
+// error is returned; if ctx is done, ctx.Err() is returned.
+func (s *Source) readEntries(ctx context.Context, d *os.File, f *frame) error {
 	var readErr error
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		des, err := d.ReadDir(readDirBatch)
 		for _, de := range des {
 			e := entry{name: de.Name(), kind: kindOf(de.Type())}
 			switch e.kind {
 			case kindFile:
-				e.stat(d, path)
+				e.stat(d, f.path)
 			case kindSymlink:
 				if s.opts.FollowSymlinks {
 					e.link = true
-					e.stat(d, path)
+					e.stat(d, f.path)
 				}
 			}
 			f.entries = append(f.entries, e)
@@ -247,7 +269,7 @@ func (s *Source) readDir(path, prefix string, follow bool) (*frame, error) {
 	// twice; keep one, or the same key would be listed twice.
 	f.entries = slices.CompactFunc(f.entries, func(a, b entry) bool { return a.name == b.name })
 	f.entries = slices.Clip(f.entries)
-	return f, readErr
+	return readErr
 }
 
 // stat fills in e's kind, size and mtime from a stat of the entry in the

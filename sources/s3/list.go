@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
@@ -160,11 +161,30 @@ func transient(err error) bool {
 	return true
 }
 
+// Backoff bases; variables so that tests of permanent faults run fast.
+var (
+	// sdkBackoffBase is the SDK retryer's first backoff, doubled on each
+	// attempt up to sdkMaxBackoff, with full jitter (like the SDK's own).
+	sdkBackoffBase = time.Second
+	// resumeBackoffBase is the first pause before our own retries (a listing
+	// page or a body cut off part-way), doubled up to 2s.
+	resumeBackoffBase = 100 * time.Millisecond
+)
+
+const sdkMaxBackoff = 20 * time.Second
+
 // backoff is the pause before retry number attempt+1 of our own retry loops
 // (the SDK retryer has already backed off inside each request).
 func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << attempt
-	return min(d, 2*time.Second)
+	return min(resumeBackoffBase<<min(attempt, 16), 2*time.Second)
+}
+
+// jitterBackoff is the SDK retryer's backoff: exponential with full jitter.
+type jitterBackoff struct{}
+
+func (jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	d := min(sdkBackoffBase<<min(attempt, 16), sdkMaxBackoff)
+	return rand.N(d + 1), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

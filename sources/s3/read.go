@@ -212,7 +212,9 @@ func (r *Reader) readParts(p []byte) (int, error) {
 		if r.off >= r.obj.Size {
 			return 0, io.EOF
 		}
-		r.fill()
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
 		r.cur, r.queue = r.queue[0], r.queue[1:]
 		r.fill()
 		select {
@@ -229,15 +231,30 @@ func (r *Reader) readParts(p []byte) (int, error) {
 	r.curPos += n
 	r.off += int64(n)
 	if r.curPos == r.cur.n {
-		r.s.bufs.Put(r.cur.buf)
+		r.release(r.cur)
 		r.cur = nil
 	}
 	return n, nil
 }
 
-// fill launches part fetches until PartConcurrency are queued.
-func (r *Reader) fill() {
+// fill launches part fetches until PartConcurrency are queued, as far as
+// the Source's read-ahead budget allows; with nothing queued it waits for
+// budget for one part.
+func (r *Reader) fill() error {
 	for len(r.queue) < r.s.partConc && r.nextOff < r.obj.Size {
+		if len(r.queue) == 0 {
+			select {
+			case r.s.slots <- struct{}{}:
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			}
+		} else {
+			select {
+			case r.s.slots <- struct{}{}:
+			default:
+				return nil
+			}
+		}
 		buf := r.s.bufs.Get().(*[]byte)
 		p := &part{off: r.nextOff, buf: buf, done: make(chan struct{})}
 		n := min(int64(len(*buf)), r.obj.Size-r.nextOff)
@@ -250,6 +267,13 @@ func (r *Reader) fill() {
 			p.n, p.err = r.fetch(r.ctx, p.off, (*p.buf)[:n])
 		}()
 	}
+	return nil
+}
+
+// release returns a part's buffer and its read-ahead budget.
+func (r *Reader) release(p *part) {
+	r.s.bufs.Put(p.buf)
+	<-r.s.slots
 }
 
 // ReadAt reads len(p) bytes at off with ranged GETs pinned to the listed
@@ -307,10 +331,10 @@ func (r *Reader) Close() error {
 	r.cancel()
 	r.wg.Wait()
 	for _, p := range r.queue {
-		r.s.bufs.Put(p.buf)
+		r.release(p)
 	}
 	if r.cur != nil {
-		r.s.bufs.Put(r.cur.buf)
+		r.release(r.cur)
 	}
 	r.queue, r.cur = nil, nil
 	if r.body != nil {

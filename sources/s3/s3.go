@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -35,6 +34,8 @@ const (
 	// DefaultPartConcurrency is the number of ranged GETs in flight for one
 	// large object read sequentially.
 	DefaultPartConcurrency = 4
+	// DefaultReadAheadMemory bounds the parts held by all readers at once.
+	DefaultReadAheadMemory = 256 << 20
 	// DefaultMaxConns is the number of idle connections kept to the
 	// server; it should be at least the number of concurrent readers.
 	DefaultMaxConns = 256
@@ -68,6 +69,10 @@ type Options struct {
 	// object being read. Zero means DefaultPartConcurrency; 1 reads large
 	// objects with one GET.
 	PartConcurrency int
+	// ReadAheadMemory bounds the memory of all parts fetched ahead of Read
+	// by all readers of the Source together; each reader gets at least one
+	// part at a time. Zero means DefaultReadAheadMemory.
+	ReadAheadMemory int64
 	// MaxConns is the connection pool size. Zero means DefaultMaxConns.
 	MaxConns int
 	// Logger receives debug messages (skipped folder markers, retries).
@@ -86,7 +91,8 @@ type Source struct {
 	partSize int64
 	partConc int
 	log      *slog.Logger
-	bufs     sync.Pool // *[]byte of cap partSize
+	bufs     sync.Pool     // *[]byte of len partSize
+	slots    chan struct{} // one token per part buffer in use, bounding read-ahead memory
 }
 
 var _ pipeline.Source = (*Source)(nil)
@@ -159,6 +165,11 @@ func New(ctx context.Context, uri string, opts Options) (*Source, error) {
 		s.log = slog.Default()
 	}
 	s.bufs.New = func() any { b := make([]byte, s.partSize); return &b }
+	mem := opts.ReadAheadMemory
+	if mem <= 0 {
+		mem = DefaultReadAheadMemory
+	}
+	s.slots = make(chan struct{}, max(int64(s.partConc), mem/s.partSize))
 
 	cfg, err := loadConfig(ctx, opts)
 	if err != nil {
@@ -202,7 +213,7 @@ func loadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 				// trusted by asking again.
 				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(notCertificateError)}, o.Retryables...)
 				o.MaxAttempts = defaultMaxAttempts
-				o.MaxBackoff = 10 * time.Second
+				o.Backoff = jitterBackoff{}
 				o.RateLimiter = ratelimit.None
 			})
 		}),

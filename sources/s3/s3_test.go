@@ -20,7 +20,10 @@ import (
 	s3src "github.com/lakeproof/lakeproof/sources/s3"
 )
 
-func TestMain(m *testing.M) { s3test.Main(m) }
+func TestMain(m *testing.M) {
+	s3src.SetFastBackoff()
+	s3test.Main(m)
+}
 
 // opts returns Options that reach endpoint (the server or a proxy in front
 // of it) with the server's credentials.
@@ -329,4 +332,35 @@ func TestManyPages(t *testing.T) {
 
 func putInput(bucket, key string, data []byte) *s3.PutObjectInput {
 	return &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data)}
+}
+
+// TestConcurrentLargeReads reads several large objects at once under a
+// read-ahead budget smaller than their parts in flight would need.
+func TestConcurrentLargeReads(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	files := map[string][]byte{}
+	for i := range 6 {
+		files[fmt.Sprintf("obj%d", i)] = randBytes(uint64(200+i), 3<<20+i*1000)
+	}
+	srv.PutTree(t, bucket, files)
+	o := opts(srv, srv.Endpoint)
+	o.PartSize, o.PartConcurrency, o.ReadAheadMemory = 256<<10, 4, 1<<20
+	src := newSource(t, "s3://"+bucket, o)
+	objs, _ := listing(t, src)
+	errc := make(chan error, len(objs))
+	for _, obj := range objs {
+		go func() {
+			b, err := readAll(src, obj)
+			if err == nil && !bytes.Equal(b, files[obj.Key]) {
+				err = fmt.Errorf("%s: wrong content", obj.Key)
+			}
+			errc <- err
+		}()
+	}
+	for range objs {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lakeproof/lakeproof/pipeline"
+	s3src "github.com/lakeproof/lakeproof/sources/s3"
+)
+
+// S3 datasets (s3://BUCKET/PREFIX) are read with the AWS SDK's default
+// configuration chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+// AWS_SESSION_TOKEN, AWS_PROFILE and the shared config files, AWS_REGION,
+// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for S3-compatible servers,
+// AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS. See package sources/s3.
+func init() {
+	sourceDrivers["s3"] = func(ctx context.Context, uri string, _ sourceOptions) (pipeline.Source, error) {
+		// The flags below reach the driver once sourceOptions embeds
+		// s3Flags (cmd/lakeproof/source.go, owned by the lead); until then
+		// the endpoint comes from AWS_ENDPOINT_URL and IP endpoints are
+		// addressed path-style by the SDK.
+		return openS3(ctx, uri, s3Flags{})
+	}
+}
+
+// s3Flags are the command-line settings of S3 datasets.
+type s3Flags struct {
+	Endpoint  string
+	PathStyle bool
+}
+
+// add defines the S3 flags on fs.
+func (f *s3Flags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Endpoint, "s3-endpoint", "", "S3 endpoint URL for s3:// datasets, for MinIO, versitygw, Ceph, R2… (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, or AWS)")
+	fs.BoolVar(&f.PathStyle, "s3-path-style", false, "address S3 buckets as https://HOST/BUCKET/ (most servers other than AWS need it)")
+}
+
+func openS3(ctx context.Context, uri string, f s3Flags) (pipeline.Source, error) {
+	return s3src.New(ctx, uri, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+}

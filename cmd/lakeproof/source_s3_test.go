@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lakeproof/lakeproof/internal/s3test"
+)
+
+// TestIndexS3EqualsLocal indexes the same tree from a local folder and from
+// a real S3 server (versitygw): the roots must be equal.
+func TestIndexS3EqualsLocal(t *testing.T) {
+	srv := s3test.New(t)
+	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", srv.Region)
+	for _, v := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	blob := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	files := map[string][]byte{
+		"a.txt":               []byte("alpha\n"),
+		"dir/b c.txt":         []byte("with a space"),
+		"dir/ünïcödé/日本.txt":  []byte("unicode"),
+		"plus+sign":           []byte("plus"),
+		"pct%20literal":       []byte("percent"),
+		"zero":                {},
+		"deep/x/y/z/w.bin":    blob(70_000),
+		"part-00000.parquet":  blob(1 << 20),
+		"dir/sub/e\u0301te":   []byte("nfd"),
+		"~tilde and 'quote'!": []byte("q"),
+	}
+	local := t.TempDir()
+	for k, v := range files {
+		p := filepath.Join(local, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, v, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bucket := srv.NewBucket(t)
+	for k, v := range files {
+		srv.Put(t, bucket, "lake/"+k, v)
+	}
+	// A large multipart object (ETag -N), written locally too.
+	big := blob(20<<20 + 17)
+	srv.PutMultipart(t, bucket, "lake/big/multipart.bin", big, 6<<20)
+	os.MkdirAll(filepath.Join(local, "big"), 0o755)
+	os.WriteFile(filepath.Join(local, "big", "multipart.bin"), big, 0o644)
+	// Outside the dataset.
+	srv.Put(t, bucket, "lake.txt", []byte("not in the dataset"))
+	srv.Put(t, bucket, "lakeside/x", []byte("not in the dataset"))
+
+	ctx := context.Background()
+	out := t.TempDir()
+	index := func(src, name string) indexResult {
+		t.Helper()
+		res, err := runIndex(ctx, indexOptions{Source: src, Out: filepath.Join(out, name), Workers: 4, Quiet: true}, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatalf("index %s: %v", src, err)
+		}
+		return res
+	}
+	want := index(local, "local")
+	for i, uri := range []string{"s3://" + bucket + "/lake", "s3://" + bucket + "/lake/"} {
+		got := index(uri, fmt.Sprintf("s3-%d", i))
+		if got.Root != want.Root || got.Files != want.Files || got.Bytes != want.Bytes {
+			t.Errorf("%s: root %s, %d files, %d bytes; local copy: root %s, %d files, %d bytes",
+				uri, got.Root, got.Files, got.Bytes, want.Root, want.Files, want.Bytes)
+		}
+	}
+
+	// A changed byte changes the root.
+	changed := bytes.Clone(files["a.txt"])
+	changed[0] ^= 1
+	srv.Put(t, bucket, "lake/a.txt", changed)
+	if got := index("s3://"+bucket+"/lake", "s3-changed"); got.Root == want.Root {
+		t.Errorf("root unchanged after an object changed")
+	}
+
+	// Errors up front: a missing bucket is one usage error, before any work.
+	_, err := runIndex(ctx, indexOptions{Source: "s3://no-such-bucket-x/p", Out: filepath.Join(out, "missing"), Quiet: true}, io.Discard, io.Discard)
+	if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("missing bucket: %v (exit %d)", err, exitCode(err))
+	}
+	if _, serr := os.Stat(filepath.Join(out, "missing")); !os.IsNotExist(serr) {
+		t.Errorf("an index was written for a missing bucket")
+	}
+}
