@@ -43,7 +43,7 @@ const (
 const LevelStride = 4
 
 // RowGroupRows is the number of rows per Parquet row group.
-const RowGroupRows = 1 << 16
+const RowGroupRows = 1 << 13
 
 // Parquet key-value metadata keys.
 const (

@@ -19,7 +19,7 @@ import (
 
 // env is a gateway on a loopback port with a real SQLite store.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	dir    string
 	srv    *trail.Server
@@ -30,7 +30,7 @@ type env struct {
 	secret []byte
 }
 
-func newEnv(t *testing.T, mods ...func(*trail.Config)) *env {
+func newEnv(t testing.TB, mods ...func(*trail.Config)) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
 	ctx := context.Background()

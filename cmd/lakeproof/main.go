@@ -51,17 +51,19 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run executes the command line in os.Args and returns the exit code. It is
+// main without os.Exit, so that tests can run the real command in-process
+// (see main_test.go) and deferred calls run before the process exits.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	stop()
-	code := exitCode(err)
-	if err != nil {
-		if !errors.As(err, new(reported)) {
-			fmt.Fprintf(os.Stderr, "lakeproof: %v\n", err)
-		}
+	if err != nil && !errors.As(err, new(reported)) {
+		fmt.Fprintf(os.Stderr, "lakeproof: %v\n", err)
 	}
-	os.Exit(code)
+	return exitCode(err)
 }

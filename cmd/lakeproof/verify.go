@@ -192,6 +192,11 @@ type verifyCounts struct {
 func verifyIndex(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	ix, err := index.Open(ctx, o.Index)
 	if err != nil {
+		if len(o.Paths) == 0 && errors.Is(err, index.ErrCorrupt) {
+			// Checking the index itself: damage found on opening it is a
+			// failed check (exit 1), like damage found by ix.Check below.
+			return invalidError{err}
+		}
 		return err
 	}
 	defer ix.Close()
@@ -219,6 +224,7 @@ func verifyIndex(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	}
 	c := verifyCounts{Valid: true, Root: sum.Root.String()}
 	emit := func(kind, key, detail string) {
+		c.Checked++ // every key looked at, whatever the outcome
 		switch kind {
 		case "ok":
 			c.OK++

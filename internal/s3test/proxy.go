@@ -62,9 +62,14 @@ type Proxy struct {
 	n        atomic.Int64
 	tr       *http.Transport
 
+	bytesOut atomic.Int64
+
 	mu     sync.Mutex
 	counts map[Fault]int
 }
+
+// BytesOut returns the number of response body bytes sent to clients so far.
+func (p *Proxy) BytesOut() int64 { return p.bytesOut.Load() }
 
 // NewProxy starts a proxy to upstream (an endpoint URL). decide is called
 // for each request, numbered from 1, and may be called concurrently; nil
@@ -179,11 +184,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = p.Rewrite(r, body)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
+		n, _ := w.Write(body)
+		p.bytesOut.Add(int64(n))
 		return
 	}
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	n, _ := io.Copy(w, resp.Body)
+	p.bytesOut.Add(n)
 }
 
 func writeHead(w *bufio.Writer, resp *http.Response) {

@@ -7,11 +7,19 @@
 //     goroutines, each hashing whole BLAKE3 subtrees read into its own pooled
 //     buffer; the subtree chaining values are then combined with parent nodes
 //     exactly as BLAKE3 does. This is what makes one large object fast.
-//   - [SumReader] streams an [io.Reader] to EOF on one goroutine with the
-//     fastest single-thread implementation measured on amd64/AVX2
-//     (github.com/zeebo/blake3).
+//   - [SumReader] streams an [io.Reader] to EOF on one goroutine with
+//     github.com/zeebo/blake3, the fastest single-thread implementation
+//     measured on the project machine (AMD EPYC, AVX2, no AVX-512).
 //   - [SumObject] picks one of the two for an object of known size, reading
-//     exactly that many bytes; it is what the pipeline's workers call.
+//     exactly that many bytes.
+//
+// Subtrees are hashed with the 8-way AVX2 kernel of github.com/zeebo/blake3,
+// copied into internal/avx2 because that module does not export it, where the
+// processor has AVX2; elsewhere with lukechampine.com/blake3/guts (AVX-512
+// or portable Go). Parent nodes and the root use guts. Why not guts
+// everywhere: its AVX2 code loads message words with gather instructions,
+// which made it 1.9 times slower per core than zeebo's on the project
+// machine (benchmarks/RESULTS.md).
 //
 // # Invariants
 //
@@ -24,6 +32,9 @@
 //     detecting that an object grew is the Source's job (pipeline.ErrChanged).
 //   - Goroutines are bounded by Options.Workers per call and have all exited
 //     when Sum returns, including after an error or a cancelled ctx.
+//   - Memory per Sum call: Workers buffers of SubtreeSize bytes (from the
+//     pool) and Workers*SubtreeSize/32 bytes of chaining values, whatever
+//     the object size.
 //
 // # The BLAKE3 tree
 //
@@ -35,9 +46,10 @@
 // topmost node with the ROOT flag. Cutting the input into units of 2^k chunks
 // (k fixed), every full unit and the final partial unit are nodes of that
 // tree, and the tree above them is the left-balanced tree over the units.
-// Sum hashes units in parallel and merges them in order with a stack of at
-// most 64 chaining values, as an incremental BLAKE3 hasher does, so its memory
-// is Workers*SubtreeSize bytes of buffers whatever the object size.
+// Sum hashes units in parallel and merges their chaining values in order with
+// a stack of at most 64 entries, as an incremental BLAKE3 hasher does with
+// chunks, keeping the last unit's node uncompressed so that it can take the
+// ROOT flag when it is the only one.
 package parhash
 
 import (
@@ -58,9 +70,11 @@ import (
 const ChunkSize = guts.ChunkSize
 
 // DefaultSubtreeSize is the number of bytes each worker of Sum reads and
-// hashes at a time when Options.SubtreeSize is zero. 1 MiB measured best on
-// the 2-core AMD EPYC (AVX2) development machine; see benchmarks/RESULTS.md.
-const DefaultSubtreeSize = 1 << 20
+// hashes at a time when Options.SubtreeSize is zero. On the project machine
+// (AMD EPYC, 512 KiB of L2 cache per core) 64 KiB to 1 MiB cost the same CPU
+// time per byte and 4 MiB cost 25% more (benchmarks/RESULTS.md); 256 KiB keeps
+// a worker's buffer in its L2 cache between the read and the hashing.
+const DefaultSubtreeSize = 256 << 10
 
 // MaxSubtreeSize bounds Options.SubtreeSize (and so each pooled buffer).
 const MaxSubtreeSize = 1 << 30
@@ -82,8 +96,9 @@ type Options struct {
 
 	// Pool supplies the read buffers. For Sum its Size must be at least
 	// the subtree size; for SumObject's streaming path it is the read size
-	// (and SumObject's parallel path ignores a pool that is too small). Nil means a package-level pool of DefaultSubtreeSize buffers
-	// (or a private one when SubtreeSize differs).
+	// (SumObject's parallel path ignores a pool that is too small). Nil
+	// means a package-level pool of DefaultSubtreeSize buffers, or a new
+	// pool per call when SubtreeSize differs from the default.
 	Pool *BufferPool
 }
 
@@ -182,7 +197,6 @@ type unitResult struct {
 
 func sumParallel(ctx context.Context, r io.ReaderAt, size, units int64, workers, unit int, pool *BufferPool) ([32]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 
 	// At most window units are dispatched and not yet merged, so neither
 	// channel ever blocks its sender, and out-of-order results wait in ring.
@@ -208,6 +222,7 @@ func sumParallel(ctx context.Context, r io.ReaderAt, size, units int64, workers,
 		}()
 	}
 	defer func() {
+		cancel() // workers skip the jobs still queued
 		close(jobs)
 		wg.Wait()
 	}()
@@ -439,8 +454,10 @@ func SumReader(r io.Reader, buf []byte) ([32]byte, int64, error) {
 }
 
 // ParallelThreshold is the smallest size for which SumObject hashes an
-// io.ReaderAt with more than one worker: below it, one core per object (the
-// pipeline hashes several objects at once) is faster than splitting.
+// io.ReaderAt with more than one worker. It is a heuristic, not a measured
+// optimum: a pipeline already hashes one object per core, so splitting
+// small objects only adds reads and channel operations; 4 MiB is 16 units
+// of DefaultSubtreeSize.
 const ParallelThreshold = 4 << 20
 
 // SumObject returns the BLAKE3-256 digest of exactly size bytes read from r,

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lakeproof/lakeproof/pipeline/parhash/internal/avx2"
 	zeebo "github.com/zeebo/blake3"
@@ -173,7 +174,7 @@ func testSizes(t *testing.T) []int {
 		64<<10 - 1, 64 << 10, 64<<10 + 1, 100_000, 1<<20 - 1, 1 << 20, 1<<20 + 1,
 		3<<20 + 12345, 5_000_003, 7 << 20}
 	if !testing.Short() {
-		sizes = append(sizes, 100<<20, 100<<20+777)
+		sizes = append(sizes, 100<<20+777)
 	}
 	return sizes
 }
@@ -188,10 +189,15 @@ func TestSumSizesWorkers(t *testing.T) {
 				t.Fatalf("size %d: naiveRoot %x, zeebo %x", size, got, want)
 			}
 		}
+		// Every worker count on small sizes; fewer combinations where each
+		// costs more (the package runs under -race in CI).
 		units := []int{0, 64 << 10, 1 << 10, 4 << 10, 32 << 10}
 		workerCounts := []int{1, 2, 3, 4, 5, 6, 7, 8}
-		if size > 8<<20 { // keep the 100 MiB cases to a second under -race
-			units, workerCounts = []int{0}, []int{1, 2, 5, 8}
+		switch {
+		case size > 8<<20:
+			units, workerCounts = []int{0}, []int{1, 2, 8}
+		case size > 1<<20+1:
+			units, workerCounts = []int{0, 64 << 10, 4 << 10}, []int{1, 2, 3, 8}
 		}
 		for _, unit := range units {
 			for _, workers := range workerCounts {
@@ -231,6 +237,9 @@ func TestB3sumBinary(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	sizes := testSizes(t)
+	if !testing.Short() {
+		sizes = append(sizes, 100<<20)
+	}
 	var paths []string
 	want := map[string][32]byte{}
 	for _, size := range sizes {
@@ -393,6 +402,38 @@ func TestSumShortOrFailingReader(t *testing.T) {
 		}
 	}
 }
+
+// TestSumStopsAfterReadError: once a unit fails, Sum returns and the other
+// workers skip the units still queued instead of reading them. Unit 0 fails
+// at once and every other read takes 100 ms, so by the time any in-flight
+// read ends the failure has been seen: at most one read per worker follows
+// the failing one (without the cancellation, the whole window of 2*workers
+// units would be read).
+func TestSumStopsAfterReadError(t *testing.T) {
+	in := randomInput(5, 8<<20)
+	errDisk := errors.New("disk on fire")
+	const unit = 16 << 10 // 512 units
+	for _, workers := range []int{2, 4} {
+		r := &countingReaderAt{r: readerAtFunc(func(p []byte, off int64) (int, error) {
+			if off == 0 {
+				return 0, errDisk
+			}
+			time.Sleep(100 * time.Millisecond)
+			return copy(p, in[off:]), nil
+		})}
+		_, err := Sum(context.Background(), r, int64(len(in)), Options{Workers: workers, SubtreeSize: unit})
+		if !errors.Is(err, errDisk) {
+			t.Fatalf("workers %d: %v, want %v", workers, err, errDisk)
+		}
+		if n := r.calls.Load(); n > int64(1+workers) {
+			t.Fatalf("workers %d: %d reads, want at most %d", workers, n, 1+workers)
+		}
+	}
+}
+
+type readerAtFunc func(p []byte, off int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
 
 type errorReader struct{ err error }
 

@@ -60,6 +60,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/lakeproof/lakeproof/pipeline"
 )
@@ -84,6 +85,8 @@ type Options struct {
 type Source struct {
 	rootPath string   // absolute, clean
 	rootDir  *os.File // the root, open; Open resolves keys relative to it
+	rootFD   int      // rootDir's descriptor
+	closed   atomic.Bool
 	opts     Options
 	uri      string
 }
@@ -118,12 +121,16 @@ func New(root string, opts Options) (*Source, error) {
 	if u.Path[0] != '/' { // a Windows drive letter
 		u.Path = "/" + u.Path
 	}
-	return &Source{rootPath: abs, rootDir: d, opts: opts, uri: u.String()}, nil
+	return &Source{rootPath: abs, rootDir: d, rootFD: int(d.Fd()), opts: opts, uri: u.String()}, nil
 }
 
 // URI returns the dataset's file:// URI, with the absolute path of the root.
 func (s *Source) URI() string { return s.uri }
 
-// Close closes the root directory that New opened. It must not be called
-// while Objects or Open is in use; readers returned by Open stay usable.
-func (s *Source) Close() error { return s.rootDir.Close() }
+// Close closes the root directory that New opened; Open fails afterwards.
+// It must not be called while Open is in use; readers returned by Open stay
+// usable.
+func (s *Source) Close() error {
+	s.closed.Store(true)
+	return s.rootDir.Close()
+}

@@ -61,6 +61,9 @@ func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open %q: %w", obj.Key, err)
 	}
+	if s.closed.Load() {
+		return nil, fmt.Errorf("open %q: %w", obj.Key, os.ErrClosed)
+	}
 	if err := lakeproof.CheckKey(obj.Key); err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}

@@ -294,6 +294,10 @@ func TestOpenBadKey(t *testing.T) {
 	if _, err := src.Open(ctx, pipeline.Object{Key: "f", Size: 1}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Open with a cancelled context: %v", err)
 	}
+	src.Close()
+	if _, err := src.Open(context.Background(), pipeline.Object{Key: "f", Size: 1}); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Open after Close: %v, want os.ErrClosed", err)
+	}
 }
 
 // TestOpenConcurrent opens and reads many files at once (run with -race).

@@ -143,8 +143,8 @@ var openat2OK = sync.OnceValue(func() bool {
 // with O_NONBLOCK so that a file replaced by a FIFO cannot block the open;
 // the flag is cleared again once fstat has shown a regular file.
 func (s *Source) openFile(key string) (*os.File, fileStat, error) {
-	root := int(s.rootDir.Fd())
-	defer runtime.KeepAlive(s.rootDir)
+	root := s.rootFD
+	defer runtime.KeepAlive(s.rootDir) // keep root open while it is used
 	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 	var fd int
 	var err error

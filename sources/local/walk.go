@@ -119,7 +119,7 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 			case e.kind == kindFile:
 				if err := lakeproof.CheckKey(key); err != nil {
 					oerr = &pipeline.ObjectError{Key: key, Op: "key", Err: fmt.Errorf(
-						"file %q cannot be indexed: %w", join(top.path, e.name), err)}
+						"file %q cannot be indexed: %w%s", join(top.path, e.name), err, lengthHint(key))}
 					break
 				}
 				if key <= last {
@@ -173,6 +173,14 @@ func statError(key, path string, e *entry) *pipeline.ObjectError {
 	return &pipeline.ObjectError{Key: key, Op: "stat", Err: err}
 }
 
+// lengthHint says what to do about a key that is too long.
+func lengthHint(key string) string {
+	if len(key) > lakeproof.MaxKeyLen {
+		return "; shorten its path by renaming it or a directory above it"
+	}
+	return ""
+}
+
 // enter opens and reads the directory e, at key and path, below the frames
 // on stack. It returns the frame to push, if any; the error to yield before
 // the directory's entries, if any (an invalid directory name, a directory
@@ -183,7 +191,7 @@ func (s *Source) enter(ctx context.Context, stack []*frame, key, path string, e 
 	dirKey := key + "/"
 	if err := lakeproof.CheckKey(key); err != nil {
 		return nil, &pipeline.ObjectError{Key: dirKey, Op: "key", Err: fmt.Errorf(
-			"directory %q cannot be indexed, nothing below it is listed; rename it: %w", path, err)}, nil
+			"directory %q cannot be indexed, nothing below it is listed: %w%s", path, err, lengthHint(key))}, nil
 	}
 	f, d, err := s.openFrame(path, dirKey, e.link)
 	if err != nil {

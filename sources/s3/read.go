@@ -212,11 +212,11 @@ func (r *Reader) readParts(p []byte) (int, error) {
 		if r.off >= r.obj.Size {
 			return 0, io.EOF
 		}
-		if err := r.fill(); err != nil {
+		if err := r.fill(true); err != nil {
 			return 0, err
 		}
 		r.cur, r.queue = r.queue[0], r.queue[1:]
-		r.fill()
+		r.fill(false)
 		select {
 		case <-r.cur.done:
 		case <-r.ctx.Done():
@@ -238,11 +238,12 @@ func (r *Reader) readParts(p []byte) (int, error) {
 }
 
 // fill launches part fetches until PartConcurrency are queued, as far as
-// the Source's read-ahead budget allows; with nothing queued it waits for
-// budget for one part.
-func (r *Reader) fill() error {
+// the Source's read-ahead budget allows. With wait, and nothing queued, it
+// waits for budget for one part; only a reader that holds no budget may
+// wait, or readers could each hold a part and wait for another forever.
+func (r *Reader) fill(wait bool) error {
 	for len(r.queue) < r.s.partConc && r.nextOff < r.obj.Size {
-		if len(r.queue) == 0 {
+		if wait && len(r.queue) == 0 {
 			select {
 			case r.s.slots <- struct{}{}:
 			case <-r.ctx.Done():

@@ -693,7 +693,10 @@ func (s *Store) commitLoop() {
 
 // commitBatch appends every request in one transaction. A request that
 // fails its checks gets its own error and does not affect the others; a
-// failure of the transaction itself fails every request in it.
+// failure of the transaction itself fails every request in it. Channel
+// author, next index and writer rights are read once per batch inside the
+// transaction (nothing else writes while it is open: one write
+// connection).
 func (s *Store) commitBatch(batch []*appendReq) {
 	defer func() {
 		for _, r := range batch {
@@ -714,15 +717,21 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		return
 	}
 	defer tx.Rollback()
-	now := time.Now().UTC()
+	b := &batchState{tx: tx, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
-		r.entry, r.err = appendOne(ctx, tx, r.req, now)
+		r.entry, r.err = b.appendOne(ctx, r.req)
 		if r.err != nil && !errors.Is(r.err, trail.ErrNotFound) && !errors.Is(r.err, trail.ErrForbidden) && !errors.Is(r.err, trail.ErrConflict) {
 			fail(r.err)
+			return
+		}
+	}
+	for addr := range b.next {
+		if _, err := tx.ExecContext(ctx, `UPDATE channels SET latest = ? WHERE address = ?`, ns(b.now), addr); err != nil {
+			fail(fmt.Errorf("append to channel %s: %w", addr, err))
 			return
 		}
 	}
@@ -731,53 +740,69 @@ func (s *Store) commitBatch(batch []*appendReq) {
 	}
 }
 
-func appendOne(ctx context.Context, tx *sql.Tx, req trail.AppendRequest, now time.Time) (trail.Entry, error) {
+type batchState struct {
+	tx       *sql.Tx
+	now      time.Time
+	next     map[string]int64    // channel -> next index
+	author   map[string]string   // channel -> author ("" = no channel)
+	canWrite map[[2]string]error // (channel, writer) -> nil or ErrForbidden
+}
+
+func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (trail.Entry, error) {
 	addr := req.ChannelAddress
-	var author string
-	err := tx.QueryRowContext(ctx, `SELECT author FROM channels WHERE address = ?`, addr).Scan(&author)
-	if errors.Is(err, sql.ErrNoRows) {
-		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, trail.ErrNotFound)
-	}
-	if err != nil {
-		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
-	}
-	if req.Writer != author {
-		var (
-			auth   int
-			rights string
-		)
-		err := tx.QueryRowContext(ctx, `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`, addr, req.Writer).Scan(&auth, &rights)
-		if errors.Is(err, sql.ErrNoRows) {
-			return trail.Entry{}, fmt.Errorf("append to channel %s by %s: no subscription: %w", addr, req.Writer, trail.ErrForbidden)
-		}
-		if err != nil {
+	author, ok := b.author[addr]
+	if !ok {
+		err := b.tx.QueryRowContext(ctx, `SELECT author FROM channels WHERE address = ?`, addr).Scan(&author)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
 		}
-		if auth == 0 || !trail.AccessRights(rights).CanWrite() {
-			return trail.Entry{}, fmt.Errorf("append to channel %s by %s (rights %s, authorized %v): %w", addr, req.Writer, rights, auth != 0, trail.ErrForbidden)
+		b.author[addr] = author
+	}
+	if author == "" {
+		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, trail.ErrNotFound)
+	}
+	if req.Writer != author {
+		key := [2]string{addr, req.Writer}
+		werr, ok := b.canWrite[key]
+		if !ok {
+			var (
+				auth   int
+				rights string
+			)
+			err := b.tx.QueryRowContext(ctx, `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`, addr, req.Writer).Scan(&auth, &rights)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				werr = fmt.Errorf("append to channel %s by %s: no subscription: %w", addr, req.Writer, trail.ErrForbidden)
+			case err != nil:
+				return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
+			case auth == 0 || !trail.AccessRights(rights).CanWrite():
+				werr = fmt.Errorf("append to channel %s by %s (rights %s, authorized %v): %w", addr, req.Writer, rights, auth != 0, trail.ErrForbidden)
+			}
+			b.canWrite[key] = werr
+		}
+		if werr != nil {
+			return trail.Entry{}, werr
+		}
+	}
+	idx, ok := b.next[addr]
+	if !ok {
+		if err := b.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`, addr).Scan(&idx); err != nil {
+			return trail.Entry{}, fmt.Errorf("append to channel %s: next index: %w", addr, err)
 		}
 	}
 	lh := trail.LeafHash(req.Leaf)
-	var dup int
-	err = tx.QueryRowContext(ctx, `SELECT 1 FROM entries WHERE address = ? AND leaf_hash = ?`, addr, lh[:]).Scan(&dup)
-	if err == nil {
+	// A UNIQUE violation aborts only this statement, not the transaction.
+	_, err := b.tx.ExecContext(ctx, `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
+		addr, idx, req.Leaf, lh[:], trail.MessageID(lh), req.Writer, ns(req.Created), ns(b.now))
+	if isUnique(err) {
+		b.next[addr] = idx
 		return trail.Entry{}, fmt.Errorf("append to channel %s: entry %x: %w", addr, lh[:12], trail.ErrConflict)
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
-	}
-	var idx int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`, addr).Scan(&idx); err != nil {
-		return trail.Entry{}, fmt.Errorf("append to channel %s: next index: %w", addr, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
-		addr, idx, req.Leaf, lh[:], trail.MessageID(lh), req.Writer, ns(req.Created), ns(now)); err != nil {
+	if err != nil {
 		return trail.Entry{}, fmt.Errorf("append to channel %s at %d: %w", addr, idx, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE channels SET latest = ? WHERE address = ?`, ns(now), addr); err != nil {
-		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
-	}
-	return trail.Entry{ChannelAddress: addr, Index: idx, Leaf: req.Leaf, LeafHash: lh, Writer: req.Writer, Created: req.Created, Received: now}, nil
+	b.next[addr] = idx + 1
+	return trail.Entry{ChannelAddress: addr, Index: idx, Leaf: req.Leaf, LeafHash: lh, Writer: req.Writer, Created: req.Created, Received: b.now}, nil
 }
 
 const entryCols = `address, idx, leaf, leaf_hash, writer, created, received`
