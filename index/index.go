@@ -86,6 +86,12 @@ type Summary struct {
 	Created time.Time         `json:"created"`
 	Tool    string            `json:"tool"`
 	Digests map[string]string `json:"digests"` // file name -> BLAKE3 hex of its bytes
+	// Previous, if set, names the index version this one was derived from
+	// by incremental re-indexing (docs/FORMAT.md §8.1).
+	Previous *Previous `json:"previous,omitempty"`
+	// Shard, if set, marks a partial index holding one key range of a
+	// sharded run (docs/FORMAT.md §8.2); lakeproof merge combines them.
+	Shard *Shard `json:"shard,omitempty"`
 }
 
 // Sentinel errors.

@@ -29,6 +29,9 @@ type Meta struct {
 	Source  string    // URI of the dataset
 	Tool    string    // tool name and version
 	Created time.Time // creation time; zero means now
+	// Previous and Shard, if set, are recorded in summary.json.
+	Previous *Previous
+	Shard    *Shard
 }
 
 // Writer streams entries into a new index directory. Entries must be added
@@ -300,7 +303,8 @@ func (w *Writer) Commit(ctx context.Context) (s Summary, err error) {
 		Format: Format, Source: w.meta.Source, Root: w.Root(),
 		Files: w.files, Bytes: w.bytes, Errors: w.nerrs,
 		Created: w.meta.Created, Tool: w.meta.Tool,
-		Digests: map[string]string{},
+		Digests:  map[string]string{},
+		Previous: w.meta.Previous, Shard: w.meta.Shard,
 	}
 	for k, v := range map[string]string{
 		MetaFormat: Format, MetaSource: s.Source, MetaRoot: s.Root.String(),

@@ -46,6 +46,12 @@ type Options struct {
 	LargeObject int64
 	// Progress, if not nil, is updated as objects complete.
 	Progress *Progress
+	// Reuse, if not nil, is called for every listed object, in listing
+	// order, from a single goroutine (so it may merge-join the listing with
+	// another sorted stream). When it returns ok, the object is not read:
+	// its Result carries the returned digest with Reused set. The caller is
+	// responsible for the digest's provenance (see pipeline/reuse.go).
+	Reuse func(Object) (digest lakeproof.Hash, ok bool)
 }
 
 // Progress counts completed work. Its fields are updated atomically by Run
@@ -64,6 +70,9 @@ type Result struct {
 	// Err is non-nil when the object could not be hashed; the object is
 	// then not part of the dataset tree.
 	Err *ObjectError
+	// Reused is true when Digest came from Options.Reuse, not from reading
+	// the content in this run.
+	Reused bool
 }
 
 // ErrOrder is returned by Run when a source lists keys out of strictly
@@ -141,6 +150,13 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 			if oerr != nil {
 				s.done <- struct{}{}
 				continue
+			}
+			if opts.Reuse != nil {
+				if d, ok := opts.Reuse(obj); ok {
+					s.res.Digest, s.res.Reused = d, true
+					s.done <- struct{}{}
+					continue
+				}
 			}
 			select {
 			case jobs <- s:

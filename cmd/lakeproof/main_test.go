@@ -322,7 +322,9 @@ func cmdJSONSet(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	doc := readJSON(ts, args[0])
 	var val any
-	ts.Check(json.Unmarshal([]byte(args[2]), &val))
+	dec := json.NewDecoder(strings.NewReader(args[2]))
+	dec.UseNumber() // keep 64-bit integers exact
+	ts.Check(dec.Decode(&val))
 	parent, last := jsonAt(ts, doc, args[1])
 	switch c := parent.(type) {
 	case map[string]any:

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/lakeproof/lakeproof/index"
 	"github.com/lakeproof/lakeproof/pipeline"
 	s3src "github.com/lakeproof/lakeproof/sources/s3"
 )
@@ -38,4 +39,43 @@ func (f *s3Flags) add(fs *pflag.FlagSet) {
 
 func openS3(ctx context.Context, uri string, f s3Flags) (pipeline.Source, error) {
 	return s3src.New(ctx, uri, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+}
+
+// openIndexAt opens an index from a local directory or an s3:// location
+// (read with ranged GETs). For the lead: ls.go, prove.go and verify.go can
+// call it instead of index.Open to accept --index s3://BUCKET/PATH.
+func openIndexAt(ctx context.Context, loc string, f s3Flags) (*index.Index, error) {
+	if !s3src.IsS3URI(loc) {
+		return index.Open(ctx, loc)
+	}
+	d, err := s3src.NewIndexDir(ctx, loc, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+	if err != nil {
+		return nil, err
+	}
+	return index.OpenDir(ctx, d)
+}
+
+// s3IndexOutput is --out s3://BUCKET/PATH of the index command: Check
+// fails before any hashing if an index is already there; Publish uploads
+// the index committed in the local directory dir (summary.json last, with
+// If-None-Match: *). For the lead: runIndex can build the index in a
+// temporary local directory, then call Publish and remove the directory.
+type s3IndexOutput struct {
+	uri string
+	dir *s3src.IndexDir
+	f   s3Flags
+}
+
+func newS3IndexOutput(ctx context.Context, uri string, f s3Flags) (*s3IndexOutput, error) {
+	d, err := s3src.NewIndexDir(ctx, uri, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+	if err != nil {
+		return nil, err
+	}
+	return &s3IndexOutput{uri: uri, dir: d, f: f}, nil
+}
+
+func (o *s3IndexOutput) Check(ctx context.Context) error { return o.dir.CheckFree(ctx) }
+
+func (o *s3IndexOutput) Publish(ctx context.Context, dir string) error {
+	return s3src.UploadIndex(ctx, dir, o.uri, s3src.Options{Endpoint: o.f.Endpoint, PathStyle: o.f.PathStyle})
 }

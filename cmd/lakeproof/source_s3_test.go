@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lakeproof/lakeproof/index"
 	"github.com/lakeproof/lakeproof/internal/s3test"
 )
 
@@ -72,7 +74,7 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 
 	ctx := context.Background()
 	out := t.TempDir()
-	index := func(src, name string) indexResult {
+	indexAt := func(src, name string) indexResult {
 		t.Helper()
 		res, err := runIndex(ctx, indexOptions{Source: src, Out: filepath.Join(out, name), Workers: 4, Quiet: true}, io.Discard, io.Discard)
 		if err != nil {
@@ -80,9 +82,9 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 		}
 		return res
 	}
-	want := index(local, "local")
+	want := indexAt(local, "local")
 	for i, uri := range []string{"s3://" + bucket + "/lake", "s3://" + bucket + "/lake/"} {
-		got := index(uri, fmt.Sprintf("s3-%d", i))
+		got := indexAt(uri, fmt.Sprintf("s3-%d", i))
 		if got.Root != want.Root || got.Files != want.Files || got.Bytes != want.Bytes {
 			t.Errorf("%s: root %s, %d files, %d bytes; local copy: root %s, %d files, %d bytes",
 				uri, got.Root, got.Files, got.Bytes, want.Root, want.Files, want.Bytes)
@@ -93,12 +95,44 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 	changed := bytes.Clone(files["a.txt"])
 	changed[0] ^= 1
 	srv.Put(t, bucket, "lake/a.txt", changed)
-	if got := index("s3://"+bucket+"/lake", "s3-changed"); got.Root == want.Root {
+	if got := indexAt("s3://"+bucket+"/lake", "s3-changed"); got.Root == want.Root {
 		t.Errorf("root unchanged after an object changed")
 	}
 
+	// The index to and from S3: published under a prefix, then read back
+	// with ranged GETs, never published twice.
+	ixURI := "s3://" + bucket + "/_lakeproof/lake/v1"
+	pub, err := newS3IndexOutput(ctx, ixURI, s3Flags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Check(ctx); err != nil {
+		t.Fatalf("Check before publishing: %v", err)
+	}
+	if err := pub.Publish(ctx, filepath.Join(out, "s3-0")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if err := pub.Check(ctx); !errors.Is(err, index.ErrExists) {
+		t.Errorf("Check after publishing: %v; want index.ErrExists", err)
+	}
+	ix, err := openIndexAt(ctx, ixURI, s3Flags{})
+	if err != nil {
+		t.Fatalf("open index from S3: %v", err)
+	}
+	defer ix.Close()
+	if ix.Summary().Root != want.Root {
+		t.Errorf("index on S3 has root %s, want %s", ix.Summary().Root, want.Root)
+	}
+	b, err := ix.Prove(ctx, "dir/b c.txt")
+	if err != nil {
+		t.Fatalf("prove from the index on S3: %v", err)
+	}
+	if b.Root != want.Root {
+		t.Errorf("proof from S3 for root %s, want %s", b.Root, want.Root)
+	}
+
 	// Errors up front: a missing bucket is one usage error, before any work.
-	_, err := runIndex(ctx, indexOptions{Source: "s3://no-such-bucket-x/p", Out: filepath.Join(out, "missing"), Quiet: true}, io.Discard, io.Discard)
+	_, err = runIndex(ctx, indexOptions{Source: "s3://no-such-bucket-x/p", Out: filepath.Join(out, "missing"), Quiet: true}, io.Discard, io.Discard)
 	if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing bucket: %v (exit %d)", err, exitCode(err))
 	}

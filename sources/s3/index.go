@@ -132,12 +132,8 @@ func UploadIndex(ctx context.Context, dir, uri string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.prefix + index.SummaryFile)})
-	switch {
-	case err == nil:
-		return fmt.Errorf("upload index to %s: %w (a complete index is never overwritten; choose another location)", d.uri, index.ErrExists)
-	case statusOf(err) != http.StatusNotFound:
-		return fmt.Errorf("upload index to %s: %w", d.uri, err)
+	if err := d.CheckFree(ctx); err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -162,6 +158,20 @@ func UploadIndex(ctx context.Context, dir, uri string, opts Options) error {
 		if err := d.put(ctx, filepath.Join(dir, name), name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// CheckFree returns an error wrapping index.ErrExists if a complete index
+// (its summary.json) is at d, and nil if none is. Call it before hashing a
+// dataset whose index is to be uploaded there, to fail before the work.
+func (d *IndexDir) CheckFree(ctx context.Context) error {
+	_, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.prefix + index.SummaryFile)})
+	switch {
+	case err == nil:
+		return fmt.Errorf("index %s: %w (a complete index is never overwritten; choose another location)", d.uri, index.ErrExists)
+	case statusOf(err) != http.StatusNotFound:
+		return fmt.Errorf("index %s: check for an existing index: %w", d.uri, err)
 	}
 	return nil
 }

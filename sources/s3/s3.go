@@ -355,7 +355,7 @@ func (s *Source) accessError(op string, err error) error {
 	if re != nil && re.HTTPStatusCode() == http.StatusNotFound && strings.HasPrefix(op, "list") {
 		return fmt.Errorf("s3 %s: bucket %q does not exist at %s: %w", s.uri, s.bucket, s.endpoint, err)
 	}
-	if strings.Contains(err.Error(), "retrieve credentials") {
+	if msg := err.Error(); strings.Contains(msg, "retrieve credentials") || strings.Contains(msg, "get credentials") {
 		return fmt.Errorf("s3 %s: no usable AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): %w", s.uri, err)
 	}
 	return fmt.Errorf("s3 %s: %s at %s: %w", s.uri, op, s.endpoint, err)

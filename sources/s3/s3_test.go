@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -362,5 +364,51 @@ func TestConcurrentLargeReads(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestEnvAndProfile configures the driver only through the standard AWS
+// variables and shared files, as a user would.
+func TestEnvAndProfile(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	srv.Put(t, bucket, "p/k", []byte("x"))
+	for _, v := range []string{"AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	// Never let the credential chain ask the EC2 metadata service: the
+	// tests talk to loopback addresses only.
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	creds := filepath.Join(dir, "credentials")
+	os.WriteFile(cfg, []byte("[profile lake]\nregion = "+srv.Region+"\nendpoint_url = "+srv.Endpoint+"\n"), 0o600)
+	os.WriteFile(creds, []byte("[lake]\naws_access_key_id = "+srv.AccessKey+"\naws_secret_access_key = "+srv.SecretKey+"\n"), 0o600)
+	t.Setenv("AWS_CONFIG_FILE", cfg)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	uri := "s3://" + bucket + "/p"
+	ctx := context.Background()
+
+	if _, err := s3src.New(ctx, uri, s3src.Options{Profile: "lake"}); err != nil {
+		t.Errorf("Options.Profile: %v", err)
+	}
+	t.Setenv("AWS_PROFILE", "lake")
+	if _, err := s3src.New(ctx, uri, s3src.Options{}); err != nil {
+		t.Errorf("AWS_PROFILE: %v", err)
+	}
+	os.Unsetenv("AWS_PROFILE")
+	_, err := s3src.New(ctx, uri, s3src.Options{Endpoint: srv.Endpoint})
+	wantErr(t, "no credentials anywhere", err, "no usable AWS credentials")
+
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint)
+	src, err := s3src.New(ctx, uri, s3src.Options{})
+	if err != nil {
+		t.Fatalf("AWS_ENDPOINT_URL and keys, no region: %v", err)
+	}
+	if objs, _ := listing(t, src); len(objs) != 1 || objs[0].Key != "k" {
+		t.Errorf("listed %v", objs)
 	}
 }
