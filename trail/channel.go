@@ -3,9 +3,11 @@ package trail
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -61,11 +63,18 @@ func (d ChannelData) SignedEntry(channelAddress string) SignedEntry {
 	}
 }
 
+// channelData renders a stored entry. It decodes the leaf without the
+// canonical-form check of ParseLeaf (validate does that); a leaf that is not
+// even JSON is a store integrity failure.
 func channelData(e Entry) (ChannelData, error) {
-	se, err := ParseLeaf(e.Leaf)
-	if err != nil {
-		return ChannelData{}, fmt.Errorf("entry %d of %s: %w", e.Index, e.ChannelAddress, err)
+	var se SignedEntry
+	if err := json.Unmarshal(e.Leaf, &se); err != nil {
+		return ChannelData{}, fmt.Errorf("entry %d of %s: %w: %w", e.Index, e.ChannelAddress, ErrBadEntry, err)
 	}
+	return entryData(e, se), nil
+}
+
+func entryData(e Entry, se SignedEntry) ChannelData {
 	d := ChannelData{
 		Link: Link(e.ChannelAddress, e.LeafHash), MessageID: hex.EncodeToString(e.LeafHash[:]),
 		Source: Source{ID: se.Statement.Writer}, Log: se.Statement.Log, Index: e.Index,
@@ -74,7 +83,7 @@ func channelData(e Entry) (ChannelData, error) {
 	if pub, err := ParseDID(se.Statement.Writer); err == nil {
 		d.Source.PublicKey = Base58Encode(pub)
 	}
-	return d, nil
+	return d
 }
 
 // access is what a caller may do on a channel.
@@ -257,14 +266,10 @@ func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) err
 		return errf(http.StatusForbidden, "%s may not write to channel %s", c.ID, addr)
 	}
 	st := Statement{V: StatementVersion, ChannelAddress: addr, Writer: c.ID, Nonce: body.Nonce, Log: body.Log}
-	var se SignedEntry
+	se := SignedEntry{Signer: c.ID, Signature: body.Signature}
 	if body.Signature != "" {
 		if created.IsZero() {
 			return errf(http.StatusBadRequest, "a signed entry must carry log.created")
-		}
-		se = SignedEntry{Statement: st, Signer: c.ID, Signature: body.Signature}
-		if err := se.Verify(); err != nil {
-			return errf(http.StatusBadRequest, "%v", err)
 		}
 	} else {
 		if created.IsZero() {
@@ -274,25 +279,33 @@ func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) err
 		if st.Nonce == "" {
 			st.Nonce = randomHex(16)
 		}
-		if se, err = Sign(st, s.cfg.GatewayKey); err != nil {
-			return errf(http.StatusBadRequest, "%v", err)
-		}
+		se.Signer = s.did
 	}
-	leaf, err := se.Leaf()
+	se.Statement = st
+	msg, err := st.SigningInput()
 	if err != nil {
 		return errf(http.StatusBadRequest, "%v", err)
 	}
+	if body.Signature != "" {
+		sig, err := ParseSignature(body.Signature)
+		if err != nil {
+			return errf(http.StatusBadRequest, "%v: %v", ErrBadSignature, err)
+		}
+		pub, _ := ParseDID(c.ID)
+		if !ed25519.Verify(pub, msg, sig) {
+			return errf(http.StatusBadRequest, "%v: for writer %s", ErrBadSignature, c.ID)
+		}
+	} else {
+		se.Signature = hex.EncodeToString(ed25519.Sign(s.cfg.GatewayKey, msg))
+	}
+	leaf := LeafFromSigningInput(msg, se.Signer, se.Signature)
 	e, err := s.cfg.Store.Append(r.Context(), AppendRequest{ChannelAddress: addr, Leaf: leaf, Writer: c.ID, Created: created})
 	if err != nil {
 		return err
 	}
 	s.metrics.addAppended(1)
 	s.hub.notify(addr)
-	d, err := channelData(e)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, entryData(e, se))
 	return nil
 }
 

@@ -150,12 +150,28 @@ func ParseSignature(s string) ([]byte, error) {
 
 // Leaf returns the canonical bytes of the entry.
 func (e SignedEntry) Leaf() ([]byte, error) {
-	e.Statement.Log.normalize()
-	b, err := CanonicalValue(e)
+	msg, err := e.Statement.SigningInput()
 	if err != nil {
 		return nil, fmt.Errorf("encode entry: %w", err)
 	}
-	return b, nil
+	return LeafFromSigningInput(msg, e.Signer, e.Signature), nil
+}
+
+// LeafFromSigningInput assembles the canonical entry bytes from the
+// statement's signing input: RFC 8785 orders the members "signature" <
+// "signer" < "statement", so the leaf is
+// {"signature":S,"signer":D,"statement":<signing input>}.
+func LeafFromSigningInput(msg []byte, signer, signature string) []byte {
+	var b bytes.Buffer
+	b.Grow(len(msg) + len(signer) + len(signature) + 48)
+	b.WriteString(`{"signature":`)
+	writeCanonicalString(&b, signature)
+	b.WriteString(`,"signer":`)
+	writeCanonicalString(&b, signer)
+	b.WriteString(`,"statement":`)
+	b.Write(msg)
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 // ParseLeaf decodes entry bytes and checks they are in canonical form, so

@@ -50,5 +50,21 @@
 //   - The provider's ETag is recorded in pipeline.Object at listing time;
 //     its x-amz-checksum-* value (requested with ChecksumMode ENABLED, and
 //     verified by the SDK when it covers the whole object) is available from
-//     the reader's Checksum method after the content has been read.
+//     the reader's Checksum method once Open has returned.
+//   - Parts fetched ahead of Read by all readers of a Source together are
+//     bounded by Options.ReadAheadMemory.
+//
+// Listing is one sequential ListObjectsV2 stream: the pipeline consumes it
+// at the speed of hashing, which on every dataset measured is far below the
+// listing rate, and splitting the key space by delimiter costs one request
+// per "directory", which is slower on partitioned lakes with many small
+// partitions.
+//
+// # Indexes on S3
+//
+// IndexDir is an index.Dir on S3 (index.OpenDir reads an index from it with
+// ranged GETs, so a proof reads a small part of the index), and UploadIndex
+// publishes a local index under an S3 prefix with the same promise as a
+// local one: visible only when complete (summary.json last), never
+// overwritten (If-None-Match: *).
 package s3

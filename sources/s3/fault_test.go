@@ -70,7 +70,7 @@ func TestChangedAfterListing(t *testing.T) {
 		t.Errorf("large object replaced while being read: Read %v, Close %v; want ErrChanged from both", rerr, cerr)
 	}
 
-	// ReadAt is pinned too.
+	// A replaced large object fails at Open (its HEAD is pinned too).
 	rc, err = src.Open(context.Background(), byKey["large"])
 	if err == nil {
 		rc.Close()

@@ -104,6 +104,7 @@ CREATE INDEX IF NOT EXISTS credentials_subject ON credentials (subject);
 // Store is the SQLite trail.Store.
 type Store struct {
 	w, r    *sql.DB
+	stmts   map[string]*sql.Stmt // hot queries, prepared once per pool
 	appends chan *appendReq
 	quit    chan struct{}
 	done    chan struct{}
@@ -150,7 +151,32 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, appends: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{w: w, r: r, appends: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
+	for name, q := range map[string]string{
+		"identity": `SELECT ` + identityCols + ` FROM identities WHERE id = ?`,
+		"channel":  `SELECT ` + channelCols + ` FROM channels WHERE address = ?`,
+		"size":     `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`,
+		"sub":      `SELECT ` + subCols + ` FROM subscriptions WHERE address = ? AND id = ?`,
+	} {
+		if s.stmts[name], err = r.PrepareContext(ctx, q); err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("prepare %s query: %w", name, err)
+		}
+	}
+	for name, q := range map[string]string{
+		"w-author": `SELECT author FROM channels WHERE address = ?`,
+		"w-rights": `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`,
+		"w-next":   `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`,
+		"w-insert": `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
+		"w-latest": `UPDATE channels SET latest = ? WHERE address = ?`,
+	} {
+		if s.stmts[name], err = w.PrepareContext(ctx, q); err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("prepare %s statement: %w", name, err)
+		}
+	}
 	go s.commitLoop()
 	return s, nil
 }
@@ -160,6 +186,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.quit) })
 	<-s.done
+	for _, st := range s.stmts {
+		st.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -244,7 +273,7 @@ func scanIdentity(sc interface{ Scan(...any) error }) (trail.Identity, error) {
 
 // GetIdentity implements trail.Store.
 func (s *Store) GetIdentity(ctx context.Context, did string) (trail.Identity, error) {
-	id, err := scanIdentity(s.r.QueryRowContext(ctx, `SELECT `+identityCols+` FROM identities WHERE id = ?`, did))
+	id, err := scanIdentity(s.stmts["identity"].QueryRowContext(ctx, did))
 	if errors.Is(err, sql.ErrNoRows) {
 		return id, fmt.Errorf("identity %s: %w", did, trail.ErrNotFound)
 	}
@@ -433,7 +462,7 @@ func scanChannel(sc interface{ Scan(...any) error }) (trail.Channel, error) {
 
 // GetChannel implements trail.Store.
 func (s *Store) GetChannel(ctx context.Context, addr string) (trail.Channel, error) {
-	ch, err := scanChannel(s.r.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE address = ?`, addr))
+	ch, err := scanChannel(s.stmts["channel"].QueryRowContext(ctx, addr))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ch, fmt.Errorf("channel %s: %w", addr, trail.ErrNotFound)
 	}
@@ -592,7 +621,7 @@ func scanSub(sc interface{ Scan(...any) error }) (trail.Subscription, error) {
 
 // GetSubscription implements trail.Store.
 func (s *Store) GetSubscription(ctx context.Context, addr, did string) (trail.Subscription, error) {
-	sub, err := scanSub(s.r.QueryRowContext(ctx, `SELECT `+subCols+` FROM subscriptions WHERE address = ? AND id = ?`, addr, did))
+	sub, err := scanSub(s.stmts["sub"].QueryRowContext(ctx, addr, did))
 	if errors.Is(err, sql.ErrNoRows) {
 		return sub, fmt.Errorf("subscription of %s to %s: %w", did, addr, trail.ErrNotFound)
 	}
@@ -717,7 +746,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		return
 	}
 	defer tx.Rollback()
-	b := &batchState{tx: tx, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}}
+	b := &batchState{tx: tx, stmt: func(name string) *sql.Stmt { return tx.StmtContext(ctx, s.stmts[name]) }, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -730,7 +759,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		}
 	}
 	for addr := range b.next {
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET latest = ? WHERE address = ?`, ns(b.now), addr); err != nil {
+		if _, err := b.stmt("w-latest").ExecContext(ctx, ns(b.now), addr); err != nil {
 			fail(fmt.Errorf("append to channel %s: %w", addr, err))
 			return
 		}
@@ -742,6 +771,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 
 type batchState struct {
 	tx       *sql.Tx
+	stmt     func(name string) *sql.Stmt
 	now      time.Time
 	next     map[string]int64    // channel -> next index
 	author   map[string]string   // channel -> author ("" = no channel)
@@ -752,7 +782,7 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 	addr := req.ChannelAddress
 	author, ok := b.author[addr]
 	if !ok {
-		err := b.tx.QueryRowContext(ctx, `SELECT author FROM channels WHERE address = ?`, addr).Scan(&author)
+		err := b.stmt("w-author").QueryRowContext(ctx, addr).Scan(&author)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
 		}
@@ -769,7 +799,7 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 				auth   int
 				rights string
 			)
-			err := b.tx.QueryRowContext(ctx, `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`, addr, req.Writer).Scan(&auth, &rights)
+			err := b.stmt("w-rights").QueryRowContext(ctx, addr, req.Writer).Scan(&auth, &rights)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				werr = fmt.Errorf("append to channel %s by %s: no subscription: %w", addr, req.Writer, trail.ErrForbidden)
@@ -786,13 +816,13 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 	}
 	idx, ok := b.next[addr]
 	if !ok {
-		if err := b.tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`, addr).Scan(&idx); err != nil {
+		if err := b.stmt("w-next").QueryRowContext(ctx, addr).Scan(&idx); err != nil {
 			return trail.Entry{}, fmt.Errorf("append to channel %s: next index: %w", addr, err)
 		}
 	}
 	lh := trail.LeafHash(req.Leaf)
 	// A UNIQUE violation aborts only this statement, not the transaction.
-	_, err := b.tx.ExecContext(ctx, `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
+	_, err := b.stmt("w-insert").ExecContext(ctx,
 		addr, idx, req.Leaf, lh[:], trail.MessageID(lh), req.Writer, ns(req.Created), ns(b.now))
 	if isUnique(err) {
 		b.next[addr] = idx
@@ -881,7 +911,7 @@ func (s *Store) EntryByMessageID(ctx context.Context, addr, msgID string) (trail
 // Size implements trail.Store.
 func (s *Store) Size(ctx context.Context, addr string) (int64, error) {
 	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`, addr).Scan(&n); err != nil {
+	if err := s.stmts["size"].QueryRowContext(ctx, addr).Scan(&n); err != nil {
 		return 0, fmt.Errorf("size of %s: %w", addr, err)
 	}
 	return n, nil

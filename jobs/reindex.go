@@ -1,0 +1,411 @@
+package jobs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/zeebo/blake3"
+
+	"github.com/lakeproof/lakeproof"
+	"github.com/lakeproof/lakeproof/index"
+	"github.com/lakeproof/lakeproof/pipeline"
+)
+
+// ErrPredecessor means the previous index cannot be used: it belongs to
+// another dataset, or its rows do not lead to the root of its summary.
+var ErrPredecessor = errors.New("previous index unusable")
+
+// ErrObjects means some objects could not be hashed and errors were not
+// to be skipped; nothing was published.
+var ErrObjects = errors.New("objects could not be hashed")
+
+// IndexOptions describe one (possibly incremental, possibly sharded) index run.
+type IndexOptions struct {
+	Out        string // index directory to create
+	Tool       string // recorded in summary.json
+	Workers    int
+	SkipErrors bool
+	// Previous is the path of the predecessor index; "" for a full run.
+	Previous string
+	// VerifySample is the fraction (0..1) of reusable objects re-hashed
+	// anyway and compared with the predecessor's digest.
+	VerifySample float64
+	// RehashAll re-hashes every object (and compares unchanged ones).
+	RehashAll bool
+	// AppendOnly refuses to publish when an object of the predecessor
+	// changed or disappeared.
+	AppendOnly bool
+	// Shard, if set, restricts the run to one key range.
+	Shard *index.Shard
+	// Journal, if not "", is the resume journal file (see journal.go).
+	Journal string
+	// OnError, if not nil, is told of every object that failed.
+	OnError  func(*pipeline.ObjectError)
+	Progress *pipeline.Progress
+}
+
+// MaxListed bounds the keys kept in a report's lists.
+const MaxListed = 1000
+
+// IndexResult reports a run.
+type IndexResult struct {
+	Index         string         `json:"index"`
+	Source        string         `json:"source"`
+	Root          lakeproof.Hash `json:"root"`
+	Files         uint64         `json:"files"`
+	Bytes         uint64         `json:"bytes"`
+	Errors        uint64         `json:"errors"`
+	Rehashed      uint64         `json:"rehashed"`
+	Reused        uint64         `json:"reused"`
+	RehashedBytes uint64         `json:"rehashed_bytes"`
+	ReusedBytes   uint64         `json:"reused_bytes"`
+	Resumed       uint64         `json:"resumed,omitempty"` // digests taken from the journal
+	// Sampled counts objects re-hashed although their metadata was
+	// unchanged (--verify-sample, --rehash-all); Mismatches lists those
+	// whose content no longer matches the predecessor's digest.
+	Sampled    uint64   `json:"sampled"`
+	Mismatches []string `json:"mismatches,omitempty"`
+	// Changed and Missing are keys of the predecessor whose content
+	// changed or that disappeared (at most MaxListed each; the counts are exact).
+	ChangedCount uint64         `json:"changed"`
+	MissingCount uint64         `json:"missing"`
+	Changed      []string       `json:"changed_keys,omitempty"`
+	Missing      []string       `json:"missing_keys,omitempty"`
+	Previous     *index.Previous `json:"previous,omitempty"`
+	Shard        *index.Shard    `json:"shard,omitempty"`
+	Seconds      float64         `json:"seconds"`
+	Published    bool            `json:"published"`
+}
+
+// reuser merge-joins the listing with the predecessor's entries. reuse is
+// called from the pipeline's producer goroutine in listing order; the
+// consumer pops the matching predecessor entries in the same order.
+type reuser struct {
+	next    func() (index.Entry, error, bool)
+	stop    func()
+	prev    index.Entry
+	has     bool
+	err     error
+	tree    *compact.Range // predecessor root, recomputed from every row
+	pbytes  uint64
+	shard   *index.Shard
+	sample  uint64 // threshold on a 64-bit hash; 0 = none
+	seed    lakeproof.Hash
+	all     bool
+	res     *IndexResult
+	journal *journalReader
+
+	mu    sync.Mutex
+	queue []joined // predecessor entry of each object passed to reuse, in order
+}
+
+type joined struct {
+	key     string
+	prev    index.Entry
+	found   bool // the predecessor has the key
+	same    bool // metadata unchanged
+	sampled bool // re-hashed although reusable
+}
+
+func (r *reuser) advance() {
+	for {
+		e, err, ok := r.next()
+		if !ok {
+			r.has = false
+			return
+		}
+		if err != nil {
+			r.err, r.has = err, false
+			return
+		}
+		leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
+		if aerr := r.tree.Append(leaf[:], nil); aerr != nil {
+			r.err, r.has = aerr, false
+			return
+		}
+		r.pbytes += uint64(e.Size)
+		if r.shard != nil && !r.shard.Contains(e.Key) {
+			continue
+		}
+		r.prev, r.has = e, true
+		return
+	}
+}
+
+func (r *reuser) missing(e index.Entry) {
+	r.res.MissingCount++
+	if len(r.res.Missing) < MaxListed {
+		r.res.Missing = append(r.res.Missing, e.Key)
+	}
+}
+
+// sameMeta is the reuse rule: same size and modification time, and the
+// same ETag and provider checksum when the listing has them.
+func sameMeta(o pipeline.Object, e index.Entry) bool {
+	return o.Size == e.Size && o.ModTime.Equal(e.ModTime) && o.ETag == e.ETag && o.Checksum == e.Checksum
+}
+
+func (r *reuser) sampled(key string) bool {
+	if r.sample == 0 {
+		return false
+	}
+	h := blake3.New()
+	h.Write(r.seed[:])
+	h.Write([]byte(key))
+	var b [8]byte
+	h.Digest().Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) < r.sample
+}
+
+func (r *reuser) reuse(o pipeline.Object) (lakeproof.Hash, bool) {
+	j := joined{key: o.Key}
+	if r.next != nil {
+		for r.has && r.prev.Key < o.Key {
+			r.missing(r.prev)
+			r.advance()
+		}
+		if r.has && r.prev.Key == o.Key {
+			j.prev, j.found, j.same = r.prev, true, sameMeta(o, r.prev)
+			r.advance()
+		}
+	}
+	if r.journal != nil {
+		if d, ok := r.journal.lookup(o); ok {
+			j.same = false // already hashed in the interrupted run
+			r.push(j)
+			r.res.Resumed++
+			return d, true
+		}
+	}
+	if j.same && (r.all || r.sampled(o.Key)) {
+		j.sampled = true
+	}
+	r.push(j)
+	if j.same && !j.sampled {
+		return j.prev.Digest, true
+	}
+	return lakeproof.Hash{}, false
+}
+
+func (r *reuser) push(j joined) {
+	r.mu.Lock()
+	r.queue = append(r.queue, j)
+	r.mu.Unlock()
+}
+
+func (r *reuser) pop(key string) (joined, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) == 0 || r.queue[0].key != key {
+		return joined{}, fmt.Errorf("internal error: reuse queue out of step at %q", key)
+	}
+	j := r.queue[0]
+	r.queue[0] = joined{}
+	r.queue = r.queue[1:]
+	return j, nil
+}
+
+// finish drains the predecessor and checks its root.
+func (r *reuser) finish(sum index.Summary) error {
+	if r.next == nil {
+		return nil
+	}
+	defer r.stop()
+	for r.has {
+		r.missing(r.prev)
+		r.advance()
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %v", ErrPredecessor, r.err)
+	}
+	root := lakeproof.EmptyRoot
+	if r.tree.End() > 0 {
+		h, err := r.tree.GetRootHash(nil)
+		if err != nil {
+			return err
+		}
+		root = lakeproof.Hash(h)
+	}
+	if root != sum.Root || r.tree.End() != sum.Files || r.pbytes != sum.Bytes {
+		return fmt.Errorf("%w: its rows give root %s over %d entries, its summary.json says %s over %d: the previous index was altered; re-index with --rehash-all",
+			ErrPredecessor, root, r.tree.End(), sum.Root, sum.Files)
+	}
+	return nil
+}
+
+// Index hashes src into a new index at opts.Out, reusing the digests of
+// unchanged objects of opts.Previous. See the package invariants.
+func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexResult, error) {
+	start := time.Now()
+	res := &IndexResult{Index: opts.Out, Source: src.URI(), Shard: opts.Shard}
+	if opts.VerifySample < 0 || opts.VerifySample > 1 {
+		return res, fmt.Errorf("verify sample %g: must be between 0 and 1", opts.VerifySample)
+	}
+	if index.Exists(opts.Out) {
+		return res, fmt.Errorf("%w: %s", index.ErrExists, opts.Out)
+	}
+	if opts.Shard != nil {
+		if err := opts.Shard.Validate(); err != nil {
+			return res, err
+		}
+		src = rangeSource{src, *opts.Shard}
+	}
+	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
+	ru := &reuser{res: res, shard: opts.Shard, all: opts.RehashAll, tree: rf.NewEmptyRange(0)}
+	var prevSum index.Summary
+	if opts.Previous != "" {
+		ix, err := index.Open(ctx, opts.Previous)
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrPredecessor, err)
+		}
+		defer ix.Close()
+		digest, sum, err := index.SummaryDigest(ctx, index.LocalDir(opts.Previous))
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrPredecessor, err)
+		}
+		if sum.Root != ix.Summary().Root {
+			return res, fmt.Errorf("%w: %s changed while being opened", ErrPredecessor, opts.Previous)
+		}
+		if sum.Shard != nil {
+			return res, fmt.Errorf("%w: %s is a shard of a run, not a complete index (merge the shards first)", ErrPredecessor, opts.Previous)
+		}
+		if sum.Source != src.URI() {
+			return res, fmt.Errorf("%w: %s indexes %s, not %s", ErrPredecessor, opts.Previous, sum.Source, src.URI())
+		}
+		prevSum = sum
+		res.Previous = &index.Previous{Path: opts.Previous, Root: sum.Root, IndexDigest: digest}
+		ru.seed = digest
+		if opts.VerifySample > 0 {
+			ru.sample = uint64(opts.VerifySample * (1 << 64))
+			if opts.VerifySample >= 1 {
+				ru.all = true
+			}
+		}
+		ru.next, ru.stop = iter.Pull2(ix.Entries(ctx, ""))
+		ru.advance()
+	}
+	if opts.Journal != "" {
+		jr, err := openJournal(opts.Journal, src.URI(), opts.Shard)
+		if err != nil {
+			return res, err
+		}
+		defer jr.close()
+		ru.journal = jr
+	}
+	w, err := index.Create(opts.Out, index.Meta{Source: src.URI(), Tool: opts.Tool, Previous: res.Previous, Shard: opts.Shard})
+	if err != nil {
+		return res, err
+	}
+	defer w.Abort()
+	var jw *journalWriter
+	if opts.Journal != "" {
+		if jw, err = createJournal(opts.Journal, src.URI(), opts.Shard); err != nil {
+			return res, err
+		}
+		defer jw.close()
+	}
+	popts := pipeline.Options{Workers: opts.Workers, Progress: opts.Progress, Reuse: ru.reuse}
+	err = pipeline.Run(ctx, src, popts, func(r pipeline.Result) error {
+		if r.Err != nil {
+			res.Errors++
+			if opts.OnError != nil {
+				opts.OnError(r.Err)
+			}
+			return w.AddError(index.ObjectError{Key: r.Err.Key, Op: r.Err.Op, Message: r.Err.Err.Error()})
+		}
+		j, err := ru.pop(r.Key)
+		if err != nil {
+			return err
+		}
+		if r.Reused {
+			res.Reused++
+			res.ReusedBytes += uint64(r.Size)
+		} else {
+			res.Rehashed++
+			res.RehashedBytes += uint64(r.Size)
+			if jw != nil {
+				if err := jw.add(r.Object, r.Digest); err != nil {
+					return err
+				}
+			}
+		}
+		if j.sampled {
+			res.Sampled++
+		}
+		if j.found && (j.prev.Digest != r.Digest || j.prev.Size != r.Size) {
+			res.ChangedCount++
+			if len(res.Changed) < MaxListed {
+				res.Changed = append(res.Changed, r.Key)
+			}
+			if j.sampled && len(res.Mismatches) < MaxListed {
+				res.Mismatches = append(res.Mismatches, r.Key)
+			}
+		}
+		return w.Add(index.Entry{Key: r.Key, Size: r.Size, ModTime: r.ModTime, Digest: r.Digest, ETag: r.ETag, Checksum: r.Checksum})
+	})
+	res.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, opts.Out)
+	}
+	if err := ru.finish(prevSum); err != nil {
+		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, opts.Out)
+	}
+	if res.Errors > 0 && !opts.SkipErrors {
+		return res, fmt.Errorf("index %s: %w: %d object(s); nothing written to %s", src.URI(), ErrObjects, res.Errors, opts.Out)
+	}
+	if opts.AppendOnly && (res.ChangedCount > 0 || res.MissingCount > 0) {
+		return res, fmt.Errorf("index %s: %w: %d changed, %d missing; nothing written to %s",
+			src.URI(), ErrAppendOnly, res.ChangedCount, res.MissingCount, opts.Out)
+	}
+	sum, err := w.Commit(ctx)
+	if err != nil {
+		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, opts.Out)
+	}
+	if jw != nil {
+		jw.remove()
+	}
+	res.Root, res.Files, res.Bytes, res.Published = sum.Root, sum.Files, sum.Bytes, true
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// rangeSource lists only the keys of one shard. It stops the underlying
+// listing at the shard's end.
+type rangeSource struct {
+	pipeline.Source
+	shard index.Shard
+}
+
+func (s rangeSource) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	return func(yield func(pipeline.Object, error) bool) {
+		for o, err := range s.Source.Objects(ctx) {
+			key := o.Key
+			var oe *pipeline.ObjectError
+			if err != nil && errors.As(err, &oe) && key == "" {
+				key = oe.Key
+			}
+			if err != nil && oe == nil {
+				yield(o, err)
+				return
+			}
+			if key < s.shard.Start {
+				continue
+			}
+			if s.shard.End != "" && key >= s.shard.End {
+				return
+			}
+			if !yield(o, err) {
+				return
+			}
+		}
+	}
+}
+
+var _ io.Closer = (*journalWriter)(nil)

@@ -1,0 +1,339 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/zeebo/blake3"
+
+	"github.com/lakeproof/lakeproof"
+	"github.com/lakeproof/lakeproof/index"
+	"github.com/lakeproof/lakeproof/pipeline"
+)
+
+// ErrShard means a shard specification or a set of shards to merge is wrong.
+var ErrShard = errors.New("bad shards")
+
+// ShardEnv are the environment variables that give the shard index when
+// --shard is given as "N" or "/N" only: a Kubernetes Indexed Job's
+// completion index, then an AWS Batch array index.
+var ShardEnv = []string{"JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"}
+
+// ParseShard parses "I/N" (0 ≤ I < N). With "N" or "/N", I is read from
+// the first variable of ShardEnv that is set (getenv is os.Getenv in
+// production).
+func ParseShard(spec string, getenv func(string) string) (i, n int, err error) {
+	is, ns, ok := strings.Cut(spec, "/")
+	if !ok {
+		is, ns = "", spec
+	}
+	n, err = strconv.Atoi(ns)
+	if err != nil || n < 1 {
+		return 0, 0, fmt.Errorf("%w: --shard %q: want I/N with N ≥ 1", ErrShard, spec)
+	}
+	if is == "" {
+		for _, v := range ShardEnv {
+			if is = getenv(v); is != "" {
+				break
+			}
+		}
+		if is == "" {
+			return 0, 0, fmt.Errorf("%w: --shard %q gives no index and none of %s is set", ErrShard, spec, strings.Join(ShardEnv, ", "))
+		}
+	}
+	i, err = strconv.Atoi(is)
+	if err != nil || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("%w: shard index %q out of range [0, %d)", ErrShard, is, n)
+	}
+	return i, n, nil
+}
+
+// objectWeight is the cost of an object in the balance: its bytes plus a
+// per-object overhead, so that shards of many small files are balanced too.
+const objectWeight = 64 << 10
+
+// Plan holds the split keys of a sharded run: shard i covers
+// [Splits[i-1], Splits[i]) with "" at both ends.
+type Plan struct {
+	Count  int
+	Splits []string // Count-1 keys, strictly increasing
+}
+
+// Hash identifies the plan; every shard of a run records it.
+func (p Plan) Hash() lakeproof.Hash {
+	h := blake3.New()
+	fmt.Fprintf(h, "lakeproof/plan/v1\n%d\n", p.Count)
+	for _, s := range p.Splits {
+		fmt.Fprintf(h, "%d:%s\n", len(s), s)
+	}
+	return lakeproof.Hash(h.Sum(nil))
+}
+
+// Shard returns shard i of the plan.
+func (p Plan) Shard(i int) (*index.Shard, error) {
+	if i < 0 || i >= p.Count {
+		return nil, fmt.Errorf("%w: shard index %d out of range [0, %d)", ErrShard, i, p.Count)
+	}
+	s := &index.Shard{Index: i, Count: p.Count, Plan: p.Hash()}
+	if i > 0 {
+		s.Start = p.Splits[i-1]
+	}
+	if i < p.Count-1 {
+		s.End = p.Splits[i]
+	}
+	return s, nil
+}
+
+// splitter picks split keys from a stream of (key, weight) in key order,
+// given the total weight.
+type splitter struct {
+	n          int
+	total, acc uint64
+	splits     []string
+	last       string
+}
+
+func (s *splitter) add(key string, w uint64) {
+	// Shard k starts at the first key whose cumulative weight before it
+	// reaches k/n of the total.
+	for len(s.splits) < s.n-1 && s.acc >= s.total*uint64(len(s.splits)+1)/uint64(s.n) {
+		if len(s.splits) > 0 && s.splits[len(s.splits)-1] == key {
+			break
+		}
+		if key == "" || (len(s.splits) == 0 && s.acc == 0) {
+			break
+		}
+		s.splits = append(s.splits, key)
+	}
+	s.acc += w
+	s.last = key
+}
+
+// finish pads the plan when there are fewer distinct boundaries than
+// shards: the remaining shards get empty-range-free ranges at the end of
+// the key space (keys after the last one seen), which are valid and
+// simply hold nothing today.
+func (s *splitter) finish() Plan {
+	for len(s.splits) < s.n-1 {
+		base := s.last
+		if len(s.splits) > 0 {
+			base = max(base, s.splits[len(s.splits)-1])
+		}
+		s.splits = append(s.splits, base+"\x7f")
+	}
+	return Plan{Count: s.n, Splits: s.splits}
+}
+
+// PlanFromIndex splits the key space into n ranges balanced by bytes (plus
+// a per-object overhead) using the entries of a previous index: no listing
+// of the source is needed, and every shard computes the same plan from the
+// same index.
+func PlanFromIndex(ctx context.Context, prev string, n int) (Plan, error) {
+	if n < 1 {
+		return Plan{}, fmt.Errorf("%w: count %d", ErrShard, n)
+	}
+	ix, err := index.Open(ctx, prev)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer ix.Close()
+	sum := ix.Summary()
+	sp := &splitter{n: n, total: sum.Bytes + sum.Files*objectWeight}
+	for e, err := range ix.Entries(ctx, "") {
+		if err != nil {
+			return Plan{}, err
+		}
+		sp.add(e.Key, uint64(e.Size)+objectWeight)
+	}
+	return sp.finish(), nil
+}
+
+// PlanFromSource splits by a metadata-only listing of src (two listings:
+// one for the total, one for the split keys). Shards that plan while the
+// source changes may disagree; merge then refuses them (plan hashes differ).
+func PlanFromSource(ctx context.Context, src pipeline.Source, n int) (Plan, error) {
+	if n < 1 {
+		return Plan{}, fmt.Errorf("%w: count %d", ErrShard, n)
+	}
+	var total uint64
+	for o, err := range src.Objects(ctx) {
+		if err != nil {
+			var oe *pipeline.ObjectError
+			if errors.As(err, &oe) {
+				continue
+			}
+			return Plan{}, err
+		}
+		total += uint64(o.Size) + objectWeight
+	}
+	sp := &splitter{n: n, total: total}
+	for o, err := range src.Objects(ctx) {
+		if err != nil {
+			var oe *pipeline.ObjectError
+			if errors.As(err, &oe) {
+				continue
+			}
+			return Plan{}, err
+		}
+		sp.add(o.Key, uint64(o.Size)+objectWeight)
+	}
+	return sp.finish(), nil
+}
+
+// Merge combines the shard indexes of one run into the complete index at
+// out. It refuses shards of different runs, plans or sources, and missing,
+// duplicated or overlapping shards, naming them. Each shard's rows are
+// checked against its own root while they are copied; the result is the
+// index (and root) a single run over the same content gives.
+func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary, error) {
+	var none index.Summary
+	if len(dirs) == 0 {
+		return none, fmt.Errorf("%w: no shard given", ErrShard)
+	}
+	type shard struct {
+		dir string
+		ix  *index.Index
+		sum index.Summary
+	}
+	var (
+		count int
+		first *shard
+	)
+	byIndex := map[int]*shard{}
+	defer func() {
+		for _, s := range byIndex {
+			s.ix.Close()
+		}
+	}()
+	for _, d := range dirs {
+		ix, err := index.Open(ctx, d)
+		if err != nil {
+			return none, fmt.Errorf("merge: shard %s: %w", d, err)
+		}
+		sum := ix.Summary()
+		sh := sum.Shard
+		if sh == nil {
+			ix.Close()
+			return none, fmt.Errorf("%w: %s is not a shard index (no \"shard\" in its summary.json)", ErrShard, d)
+		}
+		if err := sh.Validate(); err != nil {
+			ix.Close()
+			return none, fmt.Errorf("%w: %s: %v", ErrShard, d, err)
+		}
+		s := &shard{d, ix, sum}
+		if first == nil {
+			first, count = s, sh.Count
+		}
+		switch {
+		case sh.Count != count:
+			ix.Close()
+			return none, fmt.Errorf("%w: %s is shard %d of %d, %s is of %d", ErrShard, d, sh.Index, sh.Count, first.dir, count)
+		case sh.Plan != first.sum.Shard.Plan:
+			ix.Close()
+			return none, fmt.Errorf("%w: %s and %s were planned differently (another run, or the source changed while the shards planned)", ErrShard, d, first.dir)
+		case sum.Source != first.sum.Source:
+			ix.Close()
+			return none, fmt.Errorf("%w: %s indexes %s, %s indexes %s", ErrShard, d, sum.Source, first.dir, first.sum.Source)
+		case !samePrevious(sum.Previous, first.sum.Previous):
+			ix.Close()
+			return none, fmt.Errorf("%w: %s and %s have different predecessors", ErrShard, d, first.dir)
+		}
+		if o := byIndex[sh.Index]; o != nil {
+			ix.Close()
+			return none, fmt.Errorf("%w: shard %d/%d given twice: %s and %s", ErrShard, sh.Index, count, o.dir, d)
+		}
+		byIndex[sh.Index] = s
+	}
+	var missing []string
+	for i := range count {
+		if byIndex[i] == nil {
+			missing = append(missing, strconv.Itoa(i))
+		}
+	}
+	if len(missing) > 0 {
+		return none, fmt.Errorf("%w: missing shard(s) %s of %d", ErrShard, strings.Join(missing, ", "), count)
+	}
+	for i := 1; i < count; i++ {
+		a, b := byIndex[i-1], byIndex[i]
+		if a.sum.Shard.End != b.sum.Shard.Start {
+			return none, fmt.Errorf("%w: %s ends at %q but %s starts at %q (overlap or gap)", ErrShard, a.dir, a.sum.Shard.End, b.dir, b.sum.Shard.Start)
+		}
+	}
+	w, err := index.Create(out, index.Meta{Source: first.sum.Source, Tool: tool, Previous: first.sum.Previous})
+	if err != nil {
+		return none, err
+	}
+	defer w.Abort()
+	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
+	for i := range count {
+		s := byIndex[i]
+		tree := rf.NewEmptyRange(0)
+		for e, err := range s.ix.Entries(ctx, "") {
+			if err != nil {
+				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+			}
+			if !s.sum.Shard.Contains(e.Key) {
+				return none, fmt.Errorf("%w: %s holds key %q outside its range", ErrShard, s.dir, e.Key)
+			}
+			leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
+			if err := tree.Append(leaf[:], nil); err != nil {
+				return none, err
+			}
+			if err := w.Add(e); err != nil {
+				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+			}
+		}
+		root := lakeproof.EmptyRoot
+		if tree.End() > 0 {
+			h, err := tree.GetRootHash(nil)
+			if err != nil {
+				return none, err
+			}
+			root = lakeproof.Hash(h)
+		}
+		if root != s.sum.Root || tree.End() != s.sum.Files {
+			return none, fmt.Errorf("merge: shard %s: %w: rows give root %s, summary.json says %s", s.dir, index.ErrCorrupt, root, s.sum.Root)
+		}
+		if s.sum.Errors > 0 {
+			if err := copyErrors(s.dir, w); err != nil {
+				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+			}
+		}
+	}
+	return w.Commit(ctx)
+}
+
+func samePrevious(a, b *index.Previous) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Root == b.Root && a.IndexDigest == b.IndexDigest
+}
+
+func copyErrors(dir string, w *index.Writer) error {
+	f, err := os.Open(filepath.Join(dir, index.ErrorsFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var oe index.ObjectError
+		if err := json.Unmarshal(sc.Bytes(), &oe); err != nil {
+			return fmt.Errorf("%s: %w", index.ErrorsFile, err)
+		}
+		if err := w.AddError(oe); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
