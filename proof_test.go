@@ -3,8 +3,11 @@ package lakeproof_test
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/lakeproof/lakeproof"
 )
@@ -161,4 +164,24 @@ func FuzzCheckKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// lakeproofVerdict applies lakeproof's verification steps (docs/FORMAT.md
+// §7) and returns the exit code the CLI uses: 0 valid, 1 invalid, 2 malformed.
+func lakeproofVerdict(bundle []byte, file string) (int, error) {
+	b, err := lakeproof.ParseBundle(bundle)
+	if err != nil {
+		return 2, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 2, err
+	}
+	if err := b.VerifyContent(uint64(len(data)), lakeproof.Hash(blake3.Sum256(data))); err != nil {
+		return 1, err
+	}
+	if err := b.VerifyProof(); err != nil {
+		return 1, err
+	}
+	return 0, nil
 }

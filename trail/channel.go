@@ -579,9 +579,11 @@ func (s *Server) channelInfo(ctx context.Context, ch Channel, c *caller) (Channe
 			out.VisibilityList = append(out.VisibilityList, VisibilityItem{ID: v})
 		}
 	}
-	if ch.Size > 0 {
-		out.Size = &ch.Size
+	size, err := s.cfg.Store.Size(ctx, ch.Address)
+	if err != nil {
+		return ChannelInfo{}, err
 	}
+	out.Size = &size
 	return out, nil
 }
 

@@ -88,7 +88,7 @@ type Channel struct {
 	PresharedKey   string // secret; never returned by the API
 	Created        time.Time
 	LatestMessage  time.Time // receive time of the newest entry, zero if none
-	Size           int64     // number of entries (filled by GetChannel)
+	Size           int64     // number of entries; not filled by the Store (use Store.Size)
 }
 
 // ChannelQuery filters SearchChannels with IS semantics: the identity

@@ -469,9 +469,6 @@ func (s *Store) GetChannel(ctx context.Context, addr string) (trail.Channel, err
 	if err != nil {
 		return ch, fmt.Errorf("get channel %s: %w", addr, err)
 	}
-	if ch.Size, err = s.Size(ctx, addr); err != nil {
-		return ch, err
-	}
 	return ch, nil
 }
 
