@@ -141,6 +141,10 @@ func (treeHasher) HashLeaf(leaf []byte) []byte {
 	return h.Sum(nil)
 }
 func (treeHasher) HashChildren(l, r []byte) []byte {
+	if len(l) == HashSize && len(r) == HashSize {
+		h := NodeHash(Hash(l), Hash(r))
+		return h[:]
+	}
 	h := blake3.New()
 	h.Write([]byte{nodePrefix})
 	h.Write(l)

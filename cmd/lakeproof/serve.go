@@ -170,6 +170,7 @@ func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // request bodies; responses (event streams) are not limited
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
