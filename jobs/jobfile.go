@@ -109,7 +109,8 @@ func ParseJob(file string, data []byte) (*Job, error) {
 	if err := yaml.UnmarshalWithOptions(data, &j, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil {
-			return nil, &FieldError{File: file, Line: ye.GetToken().Position.Line, Msg: ye.GetMessage()}
+			line := ye.GetToken().Position.Line
+			return nil, &FieldError{File: file, Line: line, Field: keyAt(data, line), Msg: ye.GetMessage()}
 		}
 		return nil, &FieldError{File: file, Line: 1, Msg: err.Error()}
 	}
@@ -328,4 +329,19 @@ func (d *Dataset) Selects(key string) bool {
 		}
 	}
 	return true
+}
+
+// keyAt returns the mapping key written on line n (1-based) of data, for
+// messages: the decoder names Go types, not YAML fields.
+func keyAt(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	l := strings.TrimLeft(strings.TrimSpace(lines[n-1]), "- ")
+	k, _, ok := strings.Cut(l, ":")
+	if !ok || strings.ContainsAny(k, " \t\"'{[") {
+		return ""
+	}
+	return k
 }

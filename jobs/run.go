@@ -187,6 +187,12 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 		if o.DryRun {
 			return dr
 		}
+		unlock, err := lockDest(d.Index)
+		if err != nil {
+			dr.err = err
+			return dr
+		}
+		defer unlock()
 		start := time.Now()
 		sum, err := Merge(ctx, dirs, out, o.Tool)
 		if err != nil {
@@ -229,6 +235,14 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 	if err := os.MkdirAll(d.Index, 0o755); err != nil {
 		dr.err = err
 		return dr
+	}
+	if o.ShardCount == 0 {
+		unlock, err := lockDest(d.Index)
+		if err != nil {
+			dr.err = err
+			return dr
+		}
+		defer unlock()
 	}
 	if o.ShardCount > 0 {
 		dr.Action = fmt.Sprintf("shard %d/%d", o.ShardIndex, o.ShardCount)

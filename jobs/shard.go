@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/zeebo/blake3"
@@ -272,41 +273,99 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 		return none, err
 	}
 	defer w.Abort()
-	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
-	for i := range count {
-		s := byIndex[i]
-		tree := rf.NewEmptyRange(0)
-		for e, err := range s.ix.Entries(ctx, "") {
-			if err != nil {
-				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+	// A reader goroutine decodes and checks the shards while this one
+	// encodes the merged index: the two halves of the work overlap.
+	type batch struct {
+		es  []index.Entry
+		err error
+		s   *shard // set on the shard's last batch, after its root check
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (defers run last-in first-out), before the shards are closed
+	defer cancel()
+	batches := make(chan batch, 4)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(batches)
+		send := func(b batch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-rctx.Done():
+				return false
 			}
-			if !s.sum.Shard.Contains(e.Key) {
-				return none, fmt.Errorf("%w: %s holds key %q outside its range", ErrShard, s.dir, e.Key)
+		}
+		rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
+		for i := range count {
+			s := byIndex[i]
+			tree := rf.NewEmptyRange(0)
+			buf := make([]index.Entry, 0, index.RowGroupRows)
+			for e, err := range s.ix.Entries(rctx, "") {
+				if err != nil {
+					send(batch{err: fmt.Errorf("merge: shard %s: %w", s.dir, err)})
+					return
+				}
+				if !s.sum.Shard.Contains(e.Key) {
+					send(batch{err: fmt.Errorf("%w: %s holds key %q outside its range", ErrShard, s.dir, e.Key)})
+					return
+				}
+				leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
+				if err := tree.Append(leaf[:], nil); err != nil {
+					send(batch{err: err})
+					return
+				}
+				buf = append(buf, e)
+				if len(buf) == cap(buf) {
+					if !send(batch{es: buf}) {
+						return
+					}
+					buf = make([]index.Entry, 0, index.RowGroupRows)
+				}
 			}
-			leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
-			if err := tree.Append(leaf[:], nil); err != nil {
-				return none, err
+			root := lakeproof.EmptyRoot
+			if tree.End() > 0 {
+				h, err := tree.GetRootHash(nil)
+				if err != nil {
+					send(batch{err: err})
+					return
+				}
+				root = lakeproof.Hash(h)
 			}
+			if root != s.sum.Root || tree.End() != s.sum.Files {
+				send(batch{err: fmt.Errorf("merge: shard %s: %w: rows give root %s, summary.json says %s", s.dir, index.ErrCorrupt, root, s.sum.Root)})
+				return
+			}
+			if !send(batch{es: buf, s: s}) {
+				return
+			}
+		}
+	}()
+	done := 0
+	for b := range batches {
+		if b.err != nil {
+			return none, b.err
+		}
+		for _, e := range b.es {
 			if err := w.Add(e); err != nil {
-				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+				return none, fmt.Errorf("merge: %w", err)
 			}
 		}
-		root := lakeproof.EmptyRoot
-		if tree.End() > 0 {
-			h, err := tree.GetRootHash(nil)
-			if err != nil {
-				return none, err
-			}
-			root = lakeproof.Hash(h)
-		}
-		if root != s.sum.Root || tree.End() != s.sum.Files {
-			return none, fmt.Errorf("merge: shard %s: %w: rows give root %s, summary.json says %s", s.dir, index.ErrCorrupt, root, s.sum.Root)
-		}
-		if s.sum.Errors > 0 {
-			if err := copyErrors(s.dir, w); err != nil {
-				return none, fmt.Errorf("merge: shard %s: %w", s.dir, err)
+		if b.s != nil {
+			done++
+			if b.s.sum.Errors > 0 {
+				if err := copyErrors(b.s.dir, w); err != nil {
+					return none, fmt.Errorf("merge: shard %s: %w", b.s.dir, err)
+				}
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return none, err
+	}
+	if done != count {
+		return none, fmt.Errorf("merge: internal error: %d of %d shards copied", done, count)
 	}
 	return w.Commit(ctx)
 }

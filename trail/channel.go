@@ -258,13 +258,9 @@ func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err != nil {
 		return errf(http.StatusBadRequest, "%v", err)
 	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
-	if err != nil {
-		return err
-	}
-	if !a.write {
-		return errf(http.StatusForbidden, "%s may not write to channel %s", c.ID, addr)
-	}
+	// Rights are checked by the store inside the append transaction (the
+	// authoritative check); only a refusal costs the extra lookup that
+	// tells a hidden channel (404) from a forbidden one (403).
 	st := Statement{V: StatementVersion, ChannelAddress: addr, Writer: c.ID, Nonce: body.Nonce, Log: body.Log}
 	se := SignedEntry{Signer: c.ID, Signature: body.Signature}
 	if body.Signature != "" {
@@ -300,6 +296,12 @@ func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) err
 	}
 	leaf := LeafFromSigningInput(msg, se.Signer, se.Signature)
 	e, err := s.cfg.Store.Append(r.Context(), AppendRequest{ChannelAddress: addr, Leaf: leaf, Writer: c.ID, Created: created})
+	if errors.Is(err, ErrForbidden) {
+		if _, verr := s.visibleChannel(r.Context(), addr, c); verr != nil {
+			return verr
+		}
+		return errf(http.StatusForbidden, "%s may not write to channel %s", c.ID, addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -671,6 +673,13 @@ func (s *Server) addChannelInfo(w http.ResponseWriter, r *http.Request, c *calle
 	}
 	if err := body.validate(); err != nil {
 		return err
+	}
+	// A deleted channel's entries stay; its address must not be reused, or
+	// a new author would inherit the old history.
+	if n, err := s.cfg.Store.Size(r.Context(), body.ChannelAddress); err != nil {
+		return err
+	} else if n > 0 {
+		return errf(http.StatusConflict, "channel address %s has entries; addresses are not reused", body.ChannelAddress)
 	}
 	ch := Channel{Address: body.ChannelAddress, Name: body.Name, Description: body.Description, Type: body.Type, Hidden: body.Hidden,
 		VisibilityList: body.visibility(), AuthorID: body.AuthorID, Topics: body.Topics, Created: s.cfg.Now().UTC()}

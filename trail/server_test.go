@@ -412,6 +412,20 @@ func TestHiddenChannels(t *testing.T) {
 	}
 	_, err = other.ChannelInfo(ctx, addr)
 	wantCode(t, err, 404)
+	_, err = other.Write(ctx, addr, trail.Log{Type: "probe"})
+	wantCode(t, err, 404) // a hidden channel's existence is not revealed
+	_, err = friend.Write(ctx, addr, trail.Log{Type: "probe"})
+	wantCode(t, err, 403)
+	// Delete, then try to re-add the address: its history must not be inherited.
+	if _, err := author.Write(ctx, addr, trail.Log{Type: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(t, "DELETE", "/api/v0.1/channel-info/channel/"+addr, other.JWT(), nil, 404)
+	e.wantStatus(t, "DELETE", "/api/v0.1/channel-info/channel/"+addr, author.JWT(), nil, 200)
+	body := []byte(`{"channelAddress":"` + addr + `","topics":[{"type":"t","source":"s"}]}`)
+	e.wantStatus(t, "POST", "/api/v0.1/channel-info/channel", other.JWT(), body, 409)
+	_, err = author.Read(ctx, addr, nil)
+	wantCode(t, err, 404)
 }
 
 func TestEntrySignatures(t *testing.T) {

@@ -31,9 +31,9 @@ func (o channelOpts) client(ctx context.Context) (*trail.Client, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	gw := firstNonEmpty(o.gateway, os.Getenv("LAKEPROOF_GATEWAY"), k.Gateway, "http://127.0.0.1:8080")
+	gw := trailFirstSet(o.gateway, os.Getenv("LAKEPROOF_GATEWAY"), k.Gateway, "http://127.0.0.1:8080")
 	c := trail.NewClient(gw)
-	c.ID, c.Key, c.APIKey = k.ID, priv, firstNonEmpty(o.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
+	c.ID, c.Key, c.APIKey = k.ID, priv, trailFirstSet(o.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
 	if err := c.Authenticate(ctx); err != nil {
 		return nil, fmt.Errorf("log in to %s as %s: %w", gw, k.ID, err)
 	}
@@ -319,8 +319,8 @@ func runChannelSubscriptions(ctx context.Context, w io.Writer, o channelOpts, ad
 	return nil
 }
 
-// jsonOrString returns v as raw JSON when it parses, else as a JSON string.
-func jsonOrString(v string) json.RawMessage {
+// trailJSONOrString returns v as raw JSON when it parses, else as a JSON string.
+func trailJSONOrString(v string) json.RawMessage {
 	if v == "" {
 		return nil
 	}
@@ -332,7 +332,7 @@ func jsonOrString(v string) json.RawMessage {
 }
 
 func runChannelWrite(ctx context.Context, stdin io.Reader, w io.Writer, o channelOpts, addr string, wo channelWriteOpts) error {
-	l := trail.Log{Type: wo.typ, Payload: jsonOrString(wo.payload), PublicPayload: jsonOrString(wo.publicPayload), Metadata: jsonOrString(wo.metadata)}
+	l := trail.Log{Type: wo.typ, Payload: trailJSONOrString(wo.payload), PublicPayload: trailJSONOrString(wo.publicPayload), Metadata: trailJSONOrString(wo.metadata)}
 	if wo.payloadFile != "" {
 		var (
 			b   []byte
@@ -366,7 +366,7 @@ func runChannelWrite(ctx context.Context, stdin io.Reader, w io.Writer, o channe
 	return nil
 }
 
-func printEntry(w io.Writer, d trail.ChannelData, asJSON bool) error {
+func printTrailEntry(w io.Writer, d trail.ChannelData, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(d)
 	}
@@ -377,7 +377,7 @@ func printEntry(w io.Writer, d trail.ChannelData, asJSON bool) error {
 	if len(body) > 200 {
 		body = body[:197] + "..."
 	}
-	_, err := fmt.Fprintf(w, "#%d %s %s by %s %s\n", d.Index, d.Log.Created, firstNonEmpty(d.Log.Type, "-"), d.Source.ID, body)
+	_, err := fmt.Fprintf(w, "#%d %s %s by %s %s\n", d.Index, d.Log.Created, trailFirstSet(d.Log.Type, "-"), d.Source.ID, body)
 	return err
 }
 
@@ -401,7 +401,7 @@ func runChannelRead(ctx context.Context, w io.Writer, o channelOpts, addr string
 		return json.NewEncoder(w).Encode(es)
 	}
 	for _, d := range es {
-		if err := printEntry(w, d, false); err != nil {
+		if err := printTrailEntry(w, d, false); err != nil {
 			return err
 		}
 	}
@@ -415,7 +415,7 @@ func runChannelFollow(ctx context.Context, w io.Writer, o channelOpts, addr stri
 	if err != nil {
 		return err
 	}
-	err = c.Follow(ctx, addr, since, func(d trail.ChannelData) error { return printEntry(w, d, o.json) })
+	err = c.Follow(ctx, addr, since, func(d trail.ChannelData) error { return printTrailEntry(w, d, o.json) })
 	switch {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return nil

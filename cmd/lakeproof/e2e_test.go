@@ -468,3 +468,63 @@ func ranges(xs []int) string {
 	}
 	return b.String()
 }
+
+// slowSource is the local source with one object slow to open, so that a
+// run lasts long enough for the progress bar to draw while errors are
+// reported.
+type slowSource struct {
+	*local.Source
+	slow  string
+	delay time.Duration
+}
+
+func (s slowSource) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, error) {
+	if obj.Key == s.slow {
+		time.Sleep(s.delay)
+	}
+	return s.Source.Open(ctx, obj)
+}
+
+// TestIndexProgressBarWithErrors reports errors while the bar is drawn:
+// each error is on a line of its own (the bar is erased first), and the
+// bar and the error lines are written without a data race (run with -race).
+func TestIndexProgressBarWithErrors(t *testing.T) {
+	dir := t.TempDir()
+	lake := filepath.Join(dir, "lake")
+	writeTree(t, lake, map[string]string{"b.txt": "b", "m.txt": "m", "y.txt": "y"})
+	for _, fifo := range []string{"a-fifo", "z-fifo"} {
+		if err := syscall.Mkfifo(filepath.Join(lake, fifo), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sourceDrivers["slowtest"] = func(_ context.Context, uri string, _ sourceOptions) (pipeline.Source, error) {
+		ls, err := local.New(strings.TrimPrefix(uri, "slowtest://"), local.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return slowSource{Source: ls, slow: "m.txt", delay: 700 * time.Millisecond}, nil
+	}
+	t.Cleanup(func() { delete(sourceDrivers, "slowtest") })
+	var stdout, stderr bytes.Buffer
+	res, err := runIndex(context.Background(), indexOptions{
+		Source: "slowtest://" + lake, Out: filepath.Join(dir, "lake.idx"), Workers: 1, Progress: true, SkipErrors: true,
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 3 || res.Errors != 2 {
+		t.Errorf("files=%d errors=%d, want 3 and 2", res.Files, res.Errors)
+	}
+	out := stderr.String()
+	if !strings.Contains(out, " files  ") {
+		t.Errorf("the bar was never drawn in a 700 ms run: %q", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "error: "); i >= 0 && !strings.HasSuffix(line[:i], "\r\033[K") {
+			t.Errorf("error not on a line of its own: %q", line)
+		}
+	}
+	if n := strings.Count(out, "error: "); n != 2 {
+		t.Errorf("%d errors on stderr, want 2:\n%q", n, out)
+	}
+}

@@ -37,7 +37,7 @@ The secret key stays in --out (mode 0600); only the DID (which carries the publi
 is sent to the gateway when --gateway is given.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				no.apiKey = firstNonEmpty(no.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
+				no.apiKey = trailFirstSet(no.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
 				if no.gateway == "" {
 					no.gateway = os.Getenv("LAKEPROOF_GATEWAY")
 				}
@@ -59,7 +59,7 @@ is sent to the gateway when --gateway is given.`,
 			Short: "Show the identity of a key file (and its registration at a gateway)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				so.apiKey = firstNonEmpty(so.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
+				so.apiKey = trailFirstSet(so.apiKey, os.Getenv("LAKEPROOF_API_KEY"))
 				return runIdentityShow(cmd.Context(), cmd.OutOrStdout(), so)
 			},
 		}
@@ -74,7 +74,7 @@ is sent to the gateway when --gateway is given.`,
 	})
 }
 
-func firstNonEmpty(s ...string) string {
+func trailFirstSet(s ...string) string {
 	for _, v := range s {
 		if v != "" {
 			return v
@@ -90,7 +90,7 @@ func runIdentityNew(ctx context.Context, w io.Writer, o identityNewOpts) error {
 	}
 	if o.gateway != "" {
 		k.Gateway = o.gateway
-		k.Username = firstNonEmpty(o.name, "id-"+k.ID[len(k.ID)-10:])
+		k.Username = trailFirstSet(o.name, "id-"+k.ID[len(k.ID)-10:])
 	}
 	if err := trail.SaveKeyFile(o.out, k); err != nil {
 		return usageError{err}
@@ -119,14 +119,14 @@ func runIdentityShow(ctx context.Context, w io.Writer, o identityShowOpts) error
 		return usageError{err}
 	}
 	out := map[string]any{"id": k.ID, "publicKey": k.Public, "keyFile": o.key}
-	gw := firstNonEmpty(o.gateway, k.Gateway, os.Getenv("LAKEPROOF_GATEWAY"))
+	gw := trailFirstSet(o.gateway, k.Gateway, os.Getenv("LAKEPROOF_GATEWAY"))
 	if gw != "" {
 		c := trail.NewClient(gw)
 		c.ID, c.Key, c.APIKey = k.ID, priv, o.apiKey
 		var info map[string]any
 		err := c.Authenticate(ctx)
 		if err == nil {
-			info, err = getIdentity(ctx, c)
+			info, err = trailGetIdentity(ctx, c)
 		}
 		switch {
 		case trail.StatusOf(err) == 404:
@@ -154,8 +154,8 @@ func runIdentityShow(ctx context.Context, w io.Writer, o identityShowOpts) error
 	return nil
 }
 
-// getIdentity fetches the client's own identity record.
-func getIdentity(ctx context.Context, c *trail.Client) (map[string]any, error) {
+// trailGetIdentity fetches the client's own identity record.
+func trailGetIdentity(ctx context.Context, c *trail.Client) (map[string]any, error) {
 	var out map[string]any
 	err := c.Get(ctx, "/identities/identity/"+c.ID, nil, &out)
 	if err != nil {

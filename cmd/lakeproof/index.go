@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,6 +90,12 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	if err != nil {
 		return res, usageError{err}
 	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
+	if err := checkOutOutside(src, o.Out); err != nil {
+		return res, err
+	}
 	w, err := index.Create(o.Out, index.Meta{Source: src.URI(), Tool: "lakeproof " + toolVersion()})
 	if err != nil {
 		return res, usageError{err}
@@ -102,10 +111,7 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	err = pipeline.Run(ctx, src, pipeline.Options{Workers: o.Workers, Progress: &prog}, func(r pipeline.Result) error {
 		if r.Err != nil {
 			nerr++
-			if bar != nil {
-				fmt.Fprint(stderr, "\r\033[K")
-			}
-			fmt.Fprintf(stderr, "error: %v\n", r.Err)
+			bar.Printf(stderr, "error: %v\n", r.Err)
 			return w.AddError(index.ObjectError{Key: r.Err.Key, Op: r.Err.Op, Message: r.Err.Err.Error()})
 		}
 		return w.Add(index.Entry{
@@ -143,4 +149,27 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 			humanBytes(int64(float64(res.Bytes)/max(res.Seconds, 1e-3))), o.Out)
 	}
 	return res, nil
+}
+
+// checkOutOutside refuses an output index inside a local dataset: its
+// temporary files would be listed and hashed as part of the dataset, giving
+// a root that no later verification can reproduce.
+func checkOutOutside(src pipeline.Source, out string) error {
+	u, err := url.Parse(src.URI())
+	if err != nil || u.Scheme != "file" {
+		return nil
+	}
+	root, err := realPath(filepath.FromSlash(u.Path))
+	if err != nil {
+		return nil
+	}
+	parent, err := realPath(filepath.Dir(filepath.Clean(out)))
+	if err != nil {
+		return nil // index.Create reports a missing parent
+	}
+	rel, err := filepath.Rel(root, parent)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return usageError{fmt.Errorf("output %s is inside the dataset %s: the index would be hashed as part of the dataset; choose an --out outside it", out, root)}
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ func isTerminal(w io.Writer) bool {
 // totals come from a second, listing-only pass over the source (a scout),
 // which is cheap next to hashing; until it finishes the ETA is unknown.
 type progressBar struct {
+	mu     sync.Mutex // serialises writes to out: the bar and Printf
 	out    io.Writer
 	p      *pipeline.Progress
 	start  time.Time
@@ -55,7 +56,9 @@ func startProgress(ctx context.Context, out io.Writer, src pipeline.Source, p *p
 		for {
 			select {
 			case <-ctx.Done():
+				pb.mu.Lock()
 				fmt.Fprint(pb.out, "\r\033[K")
+				pb.mu.Unlock()
 				return
 			case <-t.C:
 				pb.draw()
@@ -86,7 +89,23 @@ func (pb *progressBar) draw() {
 	if e := pb.p.Errors.Load(); e > 0 {
 		line += fmt.Sprintf("  %d errors", e)
 	}
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
 	fmt.Fprintf(pb.out, "\r\033[K%s", line)
+}
+
+// Printf writes a line to the bar's output above the bar: it erases the
+// bar first, and the next tick redraws it. It is safe to call while the bar
+// is drawn; on a nil bar it just writes to out.
+func (pb *progressBar) Printf(out io.Writer, format string, args ...any) {
+	if pb == nil {
+		fmt.Fprintf(out, format, args...)
+		return
+	}
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	fmt.Fprint(pb.out, "\r\033[K")
+	fmt.Fprintf(pb.out, format, args...)
 }
 
 // Stop erases the bar and waits for its goroutines.

@@ -66,9 +66,9 @@ API key: --api-key or LAKEPROOF_API_KEY. See docs/GATEWAY.md.`,
 	})
 }
 
-// loadOrCreate returns the contents of a secret file in the data dir,
+// loadOrCreateSecret returns the contents of a secret file in the data dir,
 // creating it (mode 0600, durably) with gen on first start.
-func loadOrCreate(path string, gen func() ([]byte, error)) ([]byte, error) {
+func loadOrCreateSecret(path string, gen func() ([]byte, error)) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return b, nil
@@ -120,7 +120,7 @@ func gatewayKeys(dir string) (trail.KeyFile, []byte, error) {
 	if err != nil {
 		return trail.KeyFile{}, nil, err
 	}
-	sec, err := loadOrCreate(filepath.Join(dir, "jwt.secret"), func() ([]byte, error) {
+	sec, err := loadOrCreateSecret(filepath.Join(dir, "jwt.secret"), func() ([]byte, error) {
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
 			return nil, err

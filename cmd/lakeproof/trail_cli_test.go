@@ -43,18 +43,18 @@ func startTrailGateway(t *testing.T, admins ...string) string {
 	return ""
 }
 
-type syncBuf struct {
+type trailSyncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuf) Write(p []byte) (int, error) {
+func (s *trailSyncBuf) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuf) String() string {
+func (s *trailSyncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -130,7 +130,7 @@ func TestChannelCLI(t *testing.T) {
 
 	// follow prints entries as they arrive.
 	fctx, cancel := context.WithCancel(ctx)
-	var followed syncBuf
+	var followed trailSyncBuf
 	fdone := make(chan error, 1)
 	cj := c
 	cj.json = true

@@ -160,6 +160,7 @@ func hashFile(ctx context.Context, path string) (uint64, lakeproof.Hash, error) 
 	if err != nil {
 		return 0, d, err
 	}
+	defer src.Close() // the reader stays usable
 	obj := pipeline.Object{Key: filepath.Base(path), Size: st.Size(), ModTime: st.ModTime()}
 	rc, err := src.Open(ctx, obj)
 	if err != nil {
@@ -315,6 +316,7 @@ func verifyPath(ctx context.Context, o verifyOptions, ix *index.Index, abs, rel 
 	if err != nil {
 		return usageError{err}
 	}
+	defer src.Close()
 	next, stop := iter.Pull2(ix.Entries(ctx, prefix))
 	defer stop()
 	cur, ierr, more := next()

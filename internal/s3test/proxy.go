@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Fault is what the proxy does to one request.
@@ -29,6 +30,10 @@ const (
 	// headers (with the full Content-Length) but only half of its body, and
 	// closes the connection.
 	Truncate
+	// Stall forwards the request, then sends the answer's status and
+	// headers and half of its body, and goes silent until the client hangs
+	// up (at most 30 seconds).
+	Stall
 )
 
 func (f Fault) String() string {
@@ -41,6 +46,8 @@ func (f Fault) String() string {
 		return "reset"
 	case Truncate:
 		return "truncate"
+	case Stall:
+		return "stall"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -161,7 +168,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 
-	if f == Truncate && resp.ContentLength > 1 {
+	if (f == Truncate || f == Stall) && resp.ContentLength > 1 {
 		conn, bw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			panic(fmt.Sprintf("s3test.Proxy: hijack: %v", err))
@@ -169,6 +176,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHead(bw.Writer, resp)
 		io.CopyN(bw, resp.Body, resp.ContentLength/2)
 		bw.Flush()
+		if f == Stall {
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			io.Copy(io.Discard, bw.Reader) // until the client closes
+		}
 		conn.Close()
 		return
 	}

@@ -144,6 +144,7 @@ func TestFaults(t *testing.T) {
 		{"mixed", func(n int, r *http.Request) s3test.Fault {
 			return []s3test.Fault{s3test.Pass, s3test.SlowDown, s3test.Pass, s3test.Truncate, s3test.Reset, s3test.Pass}[n%6]
 		}, false},
+		{"stalled body every 3rd GET", every(3, s3test.Stall, isObjectGET), false},
 		{"every GET truncated", every(1, s3test.Truncate, isObjectGET), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,6 +169,9 @@ var (
 	// resumeBackoffBase is the first pause before our own retries (a listing
 	// page or a body cut off part-way), doubled up to 2s.
 	resumeBackoffBase = 100 * time.Millisecond
+	// readTimeout is how long a connection may stay silent while a request
+	// waits for an answer or reads a body.
+	readTimeout = 2 * time.Minute
 )
 
 const sdkMaxBackoff = 20 * time.Second

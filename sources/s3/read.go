@@ -123,6 +123,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	var (
 		n   int
 		err error

@@ -202,7 +202,7 @@ func loadConfig(ctx context.Context, opts Options) (aws.Config, error) {
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = maxConns
 		tr.MaxIdleConnsPerHost = maxConns
-	})
+	}).WithReadTimeout(readTimeout) // a silent connection fails, and is retried or resumed
 	lo := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
 		// No client-side retry quota: a data-lake run must ride out a

@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/zeebo/blake3"
 
+	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/internal/s3test"
 	"github.com/lakeproof/lakeproof/pipeline"
 	s3src "github.com/lakeproof/lakeproof/sources/s3"
@@ -410,5 +412,42 @@ func TestEnvAndProfile(t *testing.T) {
 	}
 	if objs, _ := listing(t, src); len(objs) != 1 || objs[0].Key != "k" {
 		t.Errorf("listed %v", objs)
+	}
+}
+
+// TestPipelineDigests hashes through pipeline.Run, with objects small
+// enough for one GET, read in parallel parts, and (above LargeObject) read
+// with ReadAt: every digest must be BLAKE3 of the content.
+func TestPipelineDigests(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	files := map[string][]byte{
+		"a":     randBytes(20, 100),
+		"b":     randBytes(21, 700<<10),       // parts of 256 KiB, sequential Read
+		"c":     randBytes(22, 5<<20+3),       // ReadAt, above LargeObject
+		"d/e/f": randBytes(23, 0),             // empty
+		"g":     randBytes(24, 256<<10),       // exactly one part
+		"h":     randBytes(25, 2<<20+256<<10), // ReadAt
+	}
+	srv.PutTree(t, bucket, files)
+	o := opts(srv, srv.Endpoint)
+	o.PartSize = 256 << 10
+	src := newSource(t, "s3://"+bucket, o)
+	var got []string
+	err := pipeline.Run(context.Background(), src, pipeline.Options{Workers: 4, LargeObject: 2 << 20, BufferSize: 64 << 10}, func(r pipeline.Result) error {
+		if r.Err != nil {
+			return r.Err
+		}
+		if want := lakeproof.Hash(blake3.Sum256(files[r.Key])); r.Digest != want {
+			t.Errorf("%s: digest %s, want %s", r.Key, r.Digest, want)
+		}
+		got = append(got, r.Key)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sortedKeys(files); !slices.Equal(got, want) {
+		t.Errorf("results for %q, want %q", got, want)
 	}
 }
