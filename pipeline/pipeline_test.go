@@ -213,8 +213,8 @@ func TestCancelStopsEverything(t *testing.T) {
 // TestFlatMemory hashes a million objects and checks that the heap does not
 // grow with the number of objects.
 func TestFlatMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
+	if testing.Short() || raceEnabled {
+		t.Skip("slow, and meaningless under the race detector (.ci/run runs it without -race)")
 	}
 	measure := func(n int) uint64 {
 		var peak uint64

@@ -26,6 +26,8 @@ package main
 //	emptydir DIR           DIR exists and is empty (! negates); used to check that
 //	                       no index and no temporary directory were left behind
 //
+// Scripts see $REPO, the root of the module (for testdata/example-lake).
+//
 // Conditions:
 //
 //	[b3sum]       the b3sum binary is installed; if it is not and
@@ -64,6 +66,11 @@ func TestScripts(t *testing.T) {
 		Condition:           scriptCondition,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("LAKEPROOF_REQUIRE_SERVERS", os.Getenv("LAKEPROOF_REQUIRE_SERVERS"))
+			repo, err := filepath.Abs(filepath.Join("..", ".."))
+			if err != nil {
+				return err
+			}
+			env.Setenv("REPO", repo) // the module root, for the README's example dataset
 			return nil
 		},
 	})
