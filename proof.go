@@ -101,8 +101,13 @@ func (b *Bundle) VerifyProof() error {
 	for i := range b.Inclusion {
 		path[i] = b.Inclusion[i][:]
 	}
-	if err := proof.VerifyInclusion(Hasher, b.LeafIndex, b.TreeSize, leaf[:], path, b.Root[:]); err != nil {
-		return fmt.Errorf("%w: key %q, leaf %d of %d, root %s: %v", ErrProofMismatch, b.Key, b.LeafIndex, b.TreeSize, b.Root, err)
+	got, err := proof.RootFromInclusionProof(Hasher, b.LeafIndex, b.TreeSize, leaf[:], path)
+	if err != nil {
+		return fmt.Errorf("%w: key %q, leaf %d of %d: %v", ErrProofMismatch, b.Key, b.LeafIndex, b.TreeSize, err)
+	}
+	if Hash(got) != b.Root {
+		return fmt.Errorf("%w: key %q, leaf %d of %d, root %s: the inclusion path leads to %s instead",
+			ErrProofMismatch, b.Key, b.LeafIndex, b.TreeSize, b.Root, Hash(got))
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +90,7 @@ func BenchmarkTrailDurableWrites(b *testing.B) {
 			var wg sync.WaitGroup
 			errs := make(chan error, writers)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), trailCPU(b)
 			for i := 0; i < writers; i++ {
 				wg.Add(1)
 				go func(i int) {
@@ -103,15 +104,28 @@ func BenchmarkTrailDurableWrites(b *testing.B) {
 				}(i)
 			}
 			wg.Wait()
-			el := time.Since(start)
+			el, cpu := time.Since(start), trailCPU(b)-cpu0
 			b.StopTimer()
 			close(errs)
 			for err := range errs {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/el.Seconds(), "writes/s")
+			// CPU (user+system) of the whole process — client and gateway —
+			// per write: unlike writes/s it hardly depends on how busy the
+			// machine is. 2 cores / this = the in-process ceiling.
+			b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/write")
 		})
 	}
+}
+
+// trailCPU is the user+system CPU time the process has used so far.
+func trailCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTrailSSELatency reports p50/p99 milliseconds from the start of

@@ -159,7 +159,7 @@ func OpenDir(ctx context.Context, d Dir) (_ *Index, err error) {
 func openParquet(f File) (pf *file.Reader, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("malformed Parquet file: %v", r)
+			err = errors.New("malformed Parquet footer")
 		}
 	}()
 	return file.NewParquetReader(io.NewSectionReader(f, 0, f.Size()))
@@ -194,10 +194,14 @@ func ParseSummary(raw []byte) (Summary, error) {
 func (ix *Index) checkParquetMeta() error {
 	kv := ix.pf.MetaData().KeyValueMetadata()
 	want := map[string]string{
-		MetaFormat: Format,
-		MetaRoot:   ix.sum.Root.String(),
-		MetaFiles:  strconv.FormatUint(ix.sum.Files, 10),
-		MetaBytes:  strconv.FormatUint(ix.sum.Bytes, 10),
+		MetaFormat:  Format,
+		MetaSource:  ix.sum.Source,
+		MetaRoot:    ix.sum.Root.String(),
+		MetaFiles:   strconv.FormatUint(ix.sum.Files, 10),
+		MetaBytes:   strconv.FormatUint(ix.sum.Bytes, 10),
+		MetaErrors:  strconv.FormatUint(ix.sum.Errors, 10),
+		MetaCreated: ix.sum.Created.Format(time.RFC3339),
+		MetaTool:    ix.sum.Tool,
 	}
 	for k, v := range want {
 		got := kv.FindValue(k)
@@ -252,15 +256,21 @@ func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s row group %d: %s", ErrCorrupt, ix.dir, ParquetFile, rg, fmt.Sprintf(format, args...))
 	}
+	// The Parquet decoder may panic on malformed input; the details of such
+	// a panic say nothing useful to a user, so they are not shown.
+	const undecodable = "the column data cannot be decoded (malformed or damaged Parquet)"
 	defer func() {
 		if r := recover(); r != nil {
-			err = corrupt("%v", r)
+			err = corrupt(undecodable)
 		}
 	}()
 	tbl, err := ix.fr.ReadRowGroups(ctx, allColumns, []int{rg})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if strings.Contains(err.Error(), "panic") || strings.Contains(err.Error(), "runtime error") {
+			return nil, corrupt(undecodable)
 		}
 		return nil, corrupt("%v", err)
 	}
@@ -299,6 +309,9 @@ func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
 			}
 		}
 	}
+	if ix.fences != nil && n > 0 && out[0].Key != ix.fences[rg] {
+		return nil, corrupt("first key does not match the row group statistics")
+	}
 	first := uint64(ix.starts[rg])
 	for i := range out {
 		e := &out[i]
@@ -328,32 +341,57 @@ func (ix *Index) groupFor(key string) int {
 }
 
 // Lookup returns the entry of key, or an error wrapping ErrKeyNotFound.
+// A "not found" answer is only given after the row groups around key have
+// been read and found consistent with the footer statistics used to pick
+// them, so a damaged footer gives ErrCorrupt rather than a false negative.
 func (ix *Index) Lookup(ctx context.Context, key string) (Entry, error) {
 	notFound := fmt.Errorf("%w: %q is not in the index %s", ErrKeyNotFound, key, ix.dir)
 	if lakeproof.CheckKey(key) != nil || ix.sum.Files == 0 {
 		return Entry{}, notFound
 	}
-	groups := []int{ix.groupFor(key)}
-	if groups[0] == -1 {
-		if ix.fences != nil {
-			return Entry{}, notFound // before the first key
+	if ix.fences == nil { // no statistics: scan every group
+		for rg := range ix.pf.NumRowGroups() {
+			es, err := ix.readGroup(ctx, rg)
+			if err != nil {
+				return Entry{}, err
+			}
+			if e, ok := search(es, key); ok {
+				return e, nil
+			}
 		}
-		groups = groups[:0]
-		for i := range ix.pf.NumRowGroups() {
-			groups = append(groups, i)
-		}
+		return Entry{}, notFound
 	}
-	for _, rg := range groups {
-		es, err := ix.readGroup(ctx, rg)
+	g := max(ix.groupFor(key), 0)
+	es, err := ix.readGroup(ctx, g)
+	if err != nil {
+		return Entry{}, err
+	}
+	if e, ok := search(es, key); ok {
+		return e, nil
+	}
+	// Not in group g. It is truly absent if key sorts before g's first key
+	// only when g is the first group, and before the next group's first key.
+	if g == 0 && len(es) > 0 && key < es[0].Key {
+		return Entry{}, notFound
+	}
+	if g+1 < ix.pf.NumRowGroups() {
+		next, err := ix.readGroup(ctx, g+1)
 		if err != nil {
 			return Entry{}, err
 		}
-		i := sort.Search(len(es), func(i int) bool { return es[i].Key >= key })
-		if i < len(es) && es[i].Key == key {
-			return es[i], nil
+		if len(next) > 0 && next[0].Key <= key {
+			return Entry{}, fmt.Errorf("%w: %s: %s: row group statistics do not match the rows", ErrCorrupt, ix.dir, ParquetFile)
 		}
 	}
 	return Entry{}, notFound
+}
+
+func search(es []Entry, key string) (Entry, bool) {
+	i := sort.Search(len(es), func(i int) bool { return es[i].Key >= key })
+	if i < len(es) && es[i].Key == key {
+		return es[i], true
+	}
+	return Entry{}, false
 }
 
 // Entries yields the entries whose keys start with prefix, in key order.

@@ -7,6 +7,11 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
 	"github.com/lakeproof/lakeproof/index"
 )
 
@@ -48,7 +53,7 @@ func TestAuditDifferences(t *testing.T) {
 	keys := makeLake(t, lake, 100)
 	fullIndex(t, lake, filepath.Join(tmp, "v1"))
 
-	bitRot(t, filepath.Join(lake, keys[10]))                          // changed (metadata identical)
+	bitRot(t, filepath.Join(lake, keys[10]))                           // changed (metadata identical)
 	writeFile(t, filepath.Join(lake, keys[20]), []byte("new content")) // changed
 	os.Remove(filepath.Join(lake, keys[30]))                           // missing
 	writeFile(t, filepath.Join(lake, "zz/extra"), []byte("brand new")) // extra
@@ -139,5 +144,59 @@ func TestAuditAppendOnlyOK(t *testing.T) {
 	rep, _ := runAudit(t, lake, filepath.Join(tmp, "v1"), 0)
 	if rep.AppendOnlyViolated() || rep.Extra != 1 || rep.Clean() {
 		t.Fatalf("appending a file: %+v", rep)
+	}
+}
+
+func TestAuditParquetReport(t *testing.T) {
+	tmp := t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	keys := makeLake(t, lake, 40)
+	fullIndex(t, lake, filepath.Join(tmp, "v1"))
+	writeFile(t, filepath.Join(lake, keys[1]), []byte("changed"))
+	os.Remove(filepath.Join(lake, keys[2]))
+	ix, err := index.Open(context.Background(), filepath.Join(tmp, "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	path := filepath.Join(tmp, "report.parquet")
+	pr, err := NewParquetReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Audit(context.Background(), openLocal(t, lake), ix, AuditOptions{OnItem: pr.Add}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tbl, err := pqarrow.ReadTable(context.Background(), f, nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 2 || tbl.Schema().NumFields() != ReportSchema.NumFields() {
+		t.Fatalf("%d rows, schema %v", tbl.NumRows(), tbl.Schema())
+	}
+	for i, f := range ReportSchema.Fields() {
+		g := tbl.Schema().Field(i)
+		if g.Name != f.Name || !arrow.TypeEqual(g.Type, f.Type) || g.Nullable != f.Nullable {
+			t.Fatalf("column %d: %v, want %v", i, g, f)
+		}
+	}
+	var got []string
+	for i := range 2 {
+		st := tbl.Column(0).Data().Chunk(0).(*array.String).Value(i)
+		k := tbl.Column(1).Data().Chunk(0).(*array.String).Value(i)
+		got = append(got, st+":"+k)
+	}
+	slices.Sort(got)
+	if want := []string{"changed:" + keys[1], "missing:" + keys[2]}; !slices.Equal(got, want) {
+		t.Fatalf("rows %v, want %v", got, want)
 	}
 }

@@ -201,8 +201,7 @@ func (jr *journalReader) lookup(o pipeline.Object) (lakeproof.Hash, bool) {
 			c.advance()
 		}
 		if c.ok && c.cur.obj.Key == o.Key {
-			j := c.cur.obj
-			if j.Size == o.Size && j.ModTime.Equal(o.ModTime) && j.ETag == o.ETag && j.Checksum == o.Checksum {
+			if metaMatch(o, c.cur.obj) {
 				return c.cur.digest, true
 			}
 		}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync/atomic"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lakeproof/lakeproof/pipeline"

@@ -74,10 +74,10 @@ type IndexResult struct {
 	Mismatches []string `json:"mismatches,omitempty"`
 	// Changed and Missing are keys of the predecessor whose content
 	// changed or that disappeared (at most MaxListed each; the counts are exact).
-	ChangedCount uint64         `json:"changed"`
-	MissingCount uint64         `json:"missing"`
-	Changed      []string       `json:"changed_keys,omitempty"`
-	Missing      []string       `json:"missing_keys,omitempty"`
+	ChangedCount uint64          `json:"changed"`
+	MissingCount uint64          `json:"missing"`
+	Changed      []string        `json:"changed_keys,omitempty"`
+	Missing      []string        `json:"missing_keys,omitempty"`
 	Previous     *index.Previous `json:"previous,omitempty"`
 	Shard        *index.Shard    `json:"shard,omitempty"`
 	Seconds      float64         `json:"seconds"`
@@ -146,10 +146,17 @@ func (r *reuser) missing(e index.Entry) {
 	}
 }
 
-// sameMeta is the reuse rule: same size and modification time, and the
-// same ETag and provider checksum when the listing has them.
+// sameMeta is the reuse rule: same size and modification time, the same
+// ETag, and the same provider checksum when the listing reports one (a
+// stored checksum may come from the GET of the previous run while the
+// listing has none; the ETag still changes whenever an object is rewritten).
 func sameMeta(o pipeline.Object, e index.Entry) bool {
-	return o.Size == e.Size && o.ModTime.Equal(e.ModTime) && o.ETag == e.ETag && o.Checksum == e.Checksum
+	return metaMatch(o, pipeline.Object{Size: e.Size, ModTime: e.ModTime, ETag: e.ETag, Checksum: e.Checksum})
+}
+
+func metaMatch(listed, stored pipeline.Object) bool {
+	return listed.Size == stored.Size && listed.ModTime.Equal(stored.ModTime) && listed.ETag == stored.ETag &&
+		(listed.Checksum == "" || listed.Checksum == stored.Checksum)
 }
 
 func (r *reuser) sampled(key string) bool {
@@ -198,6 +205,16 @@ func (r *reuser) push(j joined) {
 	r.mu.Lock()
 	r.queue = append(r.queue, j)
 	r.mu.Unlock()
+}
+
+// drop removes the queued entry of key, if it is at the head.
+func (r *reuser) drop(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) > 0 && r.queue[0].key == key {
+		r.queue[0] = joined{}
+		r.queue = r.queue[1:]
+	}
 }
 
 func (r *reuser) pop(key string) (joined, error) {
@@ -314,6 +331,7 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 	popts := pipeline.Options{Workers: opts.Workers, Progress: opts.Progress, Reuse: ru.reuse}
 	err = pipeline.Run(ctx, src, popts, func(r pipeline.Result) error {
 		if r.Err != nil {
+			ru.drop(r.Key) // an object that failed while being read went through reuse
 			res.Errors++
 			if opts.OnError != nil {
 				opts.OnError(r.Err)

@@ -3,6 +3,8 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/index"
+	"github.com/lakeproof/lakeproof/pipeline"
 )
 
 func incremental(t *testing.T, lake, prev, out string, opts IndexOptions) *IndexResult {
@@ -242,5 +245,43 @@ func copyDir(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failOpen fails to open one key, as an unreadable object would.
+type failOpen struct {
+	pipeline.Source
+	key string
+}
+
+func (s failOpen) Open(ctx context.Context, o pipeline.Object) (io.ReadCloser, error) {
+	if o.Key == s.key {
+		return nil, fmt.Errorf("open %s: %w", o.Key, os.ErrPermission)
+	}
+	return s.Source.Open(ctx, o)
+}
+
+// An object that fails while being hashed, in an incremental run: counted
+// as an error, the rest indexed (with skip-errors) or nothing (without).
+func TestIncrementalHashError(t *testing.T) {
+	tmp := t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	keys := makeLake(t, lake, 60)
+	fullIndex(t, lake, filepath.Join(tmp, "v1"))
+	touchLater(t, filepath.Join(lake, keys[10])) // re-hashed, and fails
+	touchLater(t, filepath.Join(lake, keys[11])) // re-hashed after it
+	src := failOpen{openLocal(t, lake), keys[10]}
+	var seen []string
+	res, err := Index(context.Background(), src, IndexOptions{Out: filepath.Join(tmp, "v2"), Previous: filepath.Join(tmp, "v1"), SkipErrors: true,
+		OnError: func(e *pipeline.ObjectError) { seen = append(seen, e.Key) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 1 || res.Files != 59 || res.Rehashed != 1 || !slices.Equal(seen, []string{keys[10]}) {
+		t.Fatalf("%+v, errors on %v", res, seen)
+	}
+	_, err = Index(context.Background(), src, IndexOptions{Out: filepath.Join(tmp, "v3"), Previous: filepath.Join(tmp, "v1")})
+	if !errors.Is(err, ErrObjects) || index.Exists(filepath.Join(tmp, "v3")) {
+		t.Fatalf("without skip-errors: %v", err)
 	}
 }

@@ -201,6 +201,8 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 		}
 		dr.IndexResult = &IndexResult{Index: out, Source: sum.Source, Root: sum.Root, Files: sum.Files, Bytes: sum.Bytes,
 			Errors: sum.Errors, Previous: sum.Previous, Published: true, Seconds: time.Since(start).Seconds()}
+		// The shards are redundant once merged into a published version.
+		os.RemoveAll(shardDir(d.Index, o.RunID))
 		return dr
 	}
 	opts := IndexOptions{

@@ -171,7 +171,7 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 		g.Go(func() error {
 			w := &worker{src: src, buf: make([]byte, bufSize), h: blake3.New(), large: large, workers: workers}
 			for s := range jobs {
-				s.res.Digest, s.res.Err = w.hash(ctx, s.res.Object)
+				s.res.Digest, s.res.Err = w.hash(ctx, &s.res.Object)
 				if s.res.Err == nil {
 					prog.Files.Add(1)
 					prog.Bytes.Add(s.res.Size)
@@ -216,12 +216,17 @@ type worker struct {
 	workers int
 }
 
+// checksummer is implemented by readers that learn a provider checksum
+// while reading (S3 returns x-amz-checksum-* with the GET).
+type checksummer interface{ Checksum() string }
+
 // hash reads obj in full and returns its digest, or the reason it cannot.
-func (w *worker) hash(ctx context.Context, obj Object) (lakeproof.Hash, *ObjectError) {
+// It fills obj.Checksum from the reader when the listing had none.
+func (w *worker) hash(ctx context.Context, obj *Object) (lakeproof.Hash, *ObjectError) {
 	fail := func(op string, err error) (lakeproof.Hash, *ObjectError) {
 		return lakeproof.Hash{}, &ObjectError{Key: obj.Key, Op: op, Err: err}
 	}
-	rc, err := w.src.Open(ctx, obj)
+	rc, err := w.src.Open(ctx, *obj)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail("open", ctx.Err())
@@ -246,6 +251,9 @@ func (w *worker) hash(ctx context.Context, obj Object) (lakeproof.Hash, *ObjectE
 		return fail("read", cerr)
 	case n != obj.Size:
 		return fail("read", fmt.Errorf("%w: listed with %d bytes, read %d", ErrChanged, obj.Size, n))
+	}
+	if cs, ok := rc.(checksummer); ok && obj.Checksum == "" {
+		obj.Checksum = cs.Checksum()
 	}
 	return digest, nil
 }

@@ -238,7 +238,21 @@ type writeBody struct {
 	Nonce     string `json:"nonce"`
 }
 
+// writeLog appends an entry. Its caller comes unchecked (deferredIdentity):
+// the store checks the registration in the append transaction, and any
+// refusal first resolves the caller so that an unregistered identity gets
+// 401 whatever else is wrong with the request, as on every other route.
 func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) error {
+	err := s.appendLog(w, r, c)
+	if err != nil && c.unchecked {
+		if rerr := s.resolve(r.Context(), c); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+func (s *Server) appendLog(w http.ResponseWriter, r *http.Request, c *caller) error {
 	addr, err := pathAddr(r)
 	if err != nil {
 		return err
@@ -294,9 +308,20 @@ func (s *Server) writeLog(w http.ResponseWriter, r *http.Request, c *caller) err
 	} else {
 		se.Signature = hex.EncodeToString(ed25519.Sign(s.cfg.GatewayKey, msg))
 	}
-	leaf := LeafFromSigningInput(msg, se.Signer, se.Signature)
-	e, err := s.cfg.Store.Append(r.Context(), AppendRequest{ChannelAddress: addr, Leaf: leaf, Writer: c.ID, Created: created})
+	leaf, err := LeafFromSigningInput(msg, se.Signer, se.Signature)
+	if err != nil {
+		return errf(http.StatusBadRequest, "%v", err)
+	}
+	// The caller's registration is checked inside the append transaction
+	// (deferredIdentity), like its rights.
+	e, err := s.cfg.Store.Append(r.Context(), AppendRequest{ChannelAddress: addr, Leaf: leaf, Writer: c.ID, Created: created, RequireRegistered: c.unchecked})
+	if errors.Is(err, ErrUnregistered) {
+		return errf(http.StatusUnauthorized, "identity %s is no longer registered", c.ID)
+	}
 	if errors.Is(err, ErrForbidden) {
+		if rerr := s.resolve(r.Context(), c); rerr != nil {
+			return rerr
+		}
 		if _, verr := s.visibleChannel(r.Context(), addr, c); verr != nil {
 			return verr
 		}

@@ -222,7 +222,13 @@ func (c *Client) Subscriptions(ctx context.Context, addr string) ([]Subscription
 // Write appends l to a channel. With c.Key set the entry is signed here
 // (log.created defaults to now); otherwise the gateway signs it.
 func (c *Client) Write(ctx context.Context, addr string, l Log) (ChannelData, error) {
-	body := map[string]any{}
+	// The body is the log's members plus signature and nonce (the server's
+	// writeBody); payloads travel as the caller's bytes.
+	body := struct {
+		Log
+		Signature string `json:"signature,omitempty"`
+		Nonce     string `json:"nonce,omitempty"`
+	}{Log: l}
 	if c.Key != nil {
 		if l.Created == "" {
 			l.Created = jsTime(time.Now())
@@ -232,11 +238,8 @@ func (c *Client) Write(ctx context.Context, addr string, l Log) (ChannelData, er
 		if err != nil {
 			return ChannelData{}, err
 		}
-		body["signature"], body["nonce"] = se.Signature, st.Nonce
-		l = se.Statement.Log
+		body.Log, body.Signature, body.Nonce = se.Statement.Log, se.Signature, st.Nonce
 	}
-	raw, _ := json.Marshal(l)
-	_ = json.Unmarshal(raw, &body)
 	var out ChannelData
 	err := c.do(ctx, "POST", "/channels/logs/"+addr, nil, body, &out)
 	return out, err

@@ -4,8 +4,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
+
+	"github.com/mr-tron/base58"
 )
 
 // ErrBadDID reports a string that is not a did:key Ed25519 identifier.
@@ -53,73 +54,25 @@ func ParseDID(did string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-var base58Index = func() [256]int8 {
-	var t [256]int8
-	for i := range t {
-		t[i] = -1
-	}
-	for i, c := range base58Alphabet {
-		t[c] = int8(i)
-	}
-	return t
-}()
-
 // Base58Encode encodes b with the Bitcoin base58 alphabet (as used by
 // multibase 'z', IOTA key encodings and did:key).
-func Base58Encode(b []byte) string {
-	zeros := 0
-	for zeros < len(b) && b[zeros] == 0 {
-		zeros++
-	}
-	n := new(big.Int).SetBytes(b)
-	var out []byte
-	base := big.NewInt(58)
-	mod := new(big.Int)
-	for n.Sign() > 0 {
-		n.DivMod(n, base, mod)
-		out = append(out, base58Alphabet[mod.Int64()])
-	}
-	for i := 0; i < zeros; i++ {
-		out = append(out, '1')
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return string(out)
-}
+func Base58Encode(b []byte) string { return base58.Encode(b) }
 
-// maxBase58Len bounds Base58Decode's input (the big-integer arithmetic is
-// quadratic); every value lakeproof decodes is far shorter.
+// maxBase58Len bounds Base58Decode's input (base58 decoding is quadratic);
+// every value lakeproof decodes is far shorter.
 const maxBase58Len = 256
 
-// Base58Decode decodes a Bitcoin-alphabet base58 string.
+// Base58Decode decodes a Bitcoin-alphabet base58 string. Empty input is an
+// error.
 func Base58Decode(s string) ([]byte, error) {
 	if len(s) > maxBase58Len {
 		return nil, errors.New("base58: input too long")
 	}
-	if s == "" {
-		return nil, errors.New("base58: empty input")
+	b, err := base58.Decode(s)
+	if err != nil {
+		return nil, fmt.Errorf("base58: %w", err)
 	}
-	zeros := 0
-	for zeros < len(s) && s[zeros] == '1' {
-		zeros++
-	}
-	n := new(big.Int)
-	base := big.NewInt(58)
-	for i := 0; i < len(s); i++ {
-		v := base58Index[s[i]]
-		if v < 0 {
-			return nil, fmt.Errorf("base58: invalid character %q at %d", s[i], i)
-		}
-		n.Mul(n, base)
-		n.Add(n, big.NewInt(int64(v)))
-	}
-	body := n.Bytes()
-	out := make([]byte, zeros+len(body))
-	copy(out[zeros:], body)
-	return out, nil
+	return b, nil
 }
 
 // KeyFromSeed decodes a base58 Ed25519 seed (the "secret" of an IS key pair

@@ -154,24 +154,28 @@ func (e SignedEntry) Leaf() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode entry: %w", err)
 	}
-	return LeafFromSigningInput(msg, e.Signer, e.Signature), nil
+	return LeafFromSigningInput(msg, e.Signer, e.Signature)
 }
 
 // LeafFromSigningInput assembles the canonical entry bytes from the
 // statement's signing input: RFC 8785 orders the members "signature" <
 // "signer" < "statement", so the leaf is
 // {"signature":S,"signer":D,"statement":<signing input>}.
-func LeafFromSigningInput(msg []byte, signer, signature string) []byte {
+func LeafFromSigningInput(msg []byte, signer, signature string) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(len(msg) + len(signer) + len(signature) + 48)
 	b.WriteString(`{"signature":`)
-	writeCanonicalString(&b, signature)
+	if err := appendCanonicalString(&b, signature); err != nil {
+		return nil, fmt.Errorf("encode entry signature: %w", err)
+	}
 	b.WriteString(`,"signer":`)
-	writeCanonicalString(&b, signer)
+	if err := appendCanonicalString(&b, signer); err != nil {
+		return nil, fmt.Errorf("encode entry signer: %w", err)
+	}
 	b.WriteString(`,"statement":`)
 	b.Write(msg)
 	b.WriteByte('}')
-	return b.Bytes()
+	return b.Bytes(), nil
 }
 
 // ParseLeaf decodes entry bytes and checks they are in canonical form, so

@@ -1,14 +1,11 @@
 package trail
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // ErrBadToken reports a JWT that is malformed, forged, expired or not yet
@@ -18,6 +15,10 @@ var ErrBadToken = errors.New("invalid token")
 // maxTokenLen bounds the JWTs ParseJWT looks at.
 const maxTokenLen = 4096
 
+// maxIatSkew is how far in the future a token's iat may lie (clock skew
+// between gateway processes sharing a secret).
+const maxIatSkew = time.Minute
+
 // TokenUser is the IS "user" claim of a gateway JWT.
 type TokenUser struct {
 	ID       string `json:"id"`
@@ -25,71 +26,58 @@ type TokenUser struct {
 	Username string `json:"username"`
 }
 
+// jwtClaims is the claim set of a gateway JWT: IS's {user, iat, exp} plus
+// iss "lakeproof".
 type jwtClaims struct {
 	User TokenUser `json:"user"`
-	Iat  int64     `json:"iat"`
-	Exp  int64     `json:"exp"`
-	Iss  string    `json:"iss,omitempty"`
+	jwt.RegisteredClaims
 }
 
-var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+// jwtMethod is the only algorithm the gateway issues and accepts.
+var jwtMethod = jwt.SigningMethodHS256
 
-// SignJWT issues an HS256 JWT {user, iat, exp} as IS does.
+// SignJWT issues an HS256 JWT {user, iat, exp, iss} as IS does.
 func SignJWT(secret []byte, u TokenUser, now time.Time, ttl time.Duration) (string, error) {
-	body, err := json.Marshal(jwtClaims{User: u, Iat: now.Unix(), Exp: now.Add(ttl).Unix(), Iss: "lakeproof"})
+	c := jwtClaims{User: u, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer:    "lakeproof",
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	tok, err := jwt.NewWithClaims(jwtMethod, c).SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("sign JWT for %s: %w", u.ID, err)
 	}
-	signing := jwtHeader + "." + base64.RawURLEncoding.EncodeToString(body)
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(signing))
-	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+	return tok, nil
 }
 
 // ParseJWT verifies an HS256 JWT made by SignJWT and returns its user. The
-// header must be exactly HS256 (no "none", no algorithm switching).
+// algorithm is pinned to HS256 (no "none", no algorithm switching), exp is
+// required and strict, iat may be at most a minute in the future, and the
+// segments must be canonical unpadded base64url (one token, one spelling).
+// Every failure wraps ErrBadToken.
 func ParseJWT(secret []byte, token string, now time.Time) (TokenUser, error) {
 	if len(token) > maxTokenLen {
 		return TokenUser{}, fmt.Errorf("%w: too long", ErrBadToken)
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return TokenUser{}, fmt.Errorf("%w: want 3 parts, have %d", ErrBadToken, len(parts))
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return TokenUser{}, fmt.Errorf("%w: header: %w", ErrBadToken, err)
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(hb, &h); err != nil || h.Alg != "HS256" {
-		return TokenUser{}, fmt.Errorf("%w: algorithm must be HS256", ErrBadToken)
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return TokenUser{}, fmt.Errorf("%w: signature: %w", ErrBadToken, err)
-	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(parts[0] + "." + parts[1]))
-	if !hmac.Equal(sig, m.Sum(nil)) {
-		return TokenUser{}, fmt.Errorf("%w: invalid signature", ErrBadToken)
-	}
-	cb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return TokenUser{}, fmt.Errorf("%w: claims: %w", ErrBadToken, err)
-	}
 	var c jwtClaims
-	if err := json.Unmarshal(cb, &c); err != nil {
-		return TokenUser{}, fmt.Errorf("%w: claims: %w", ErrBadToken, err)
+	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		if t.Method != jwtMethod {
+			return nil, fmt.Errorf("algorithm must be HS256")
+		}
+		return secret, nil
+	},
+		jwt.WithValidMethods([]string{jwtMethod.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	if err != nil {
+		return TokenUser{}, fmt.Errorf("%w: %w", ErrBadToken, err)
 	}
 	if c.User.ID == "" {
 		return TokenUser{}, fmt.Errorf("%w: no user claim", ErrBadToken)
 	}
-	if now.Unix() >= c.Exp {
-		return TokenUser{}, fmt.Errorf("%w: jwt expired", ErrBadToken)
-	}
-	if c.Iat > now.Add(time.Minute).Unix() {
+	if c.IssuedAt != nil && c.IssuedAt.After(now.Add(maxIatSkew)) {
 		return TokenUser{}, fmt.Errorf("%w: issued in the future", ErrBadToken)
 	}
 	return c.User, nil

@@ -69,7 +69,18 @@ type caller struct {
 	ID       string
 	Role     Role
 	Username string
+	// unchecked: ID comes from a valid JWT but the identity has not been
+	// looked up yet; Role and Username are the token's. Only routes in
+	// deferredIdentity see such a caller, and they must have the store
+	// check the registration (AppendRequest.RequireRegistered) or call
+	// Server.resolve before relying on Role.
+	unchecked bool
 }
+
+// deferredIdentity lists the routes whose handler checks that the caller
+// is still registered itself, inside its store transaction, instead of a
+// separate lookup before it (the hot write path).
+var deferredIdentity = map[string]bool{"POST /channels/logs/{addr}": true}
 
 func (c *caller) isAdmin() bool { return c != nil && c.Role == RoleAdmin }
 
@@ -198,7 +209,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		c, err := s.authenticate(r)
+		c, err := s.authenticate(r, deferredIdentity[rt.Method+" "+rt.Path])
 		if err == nil && c == nil && rt.Auth == "jwt" {
 			err = errf(http.StatusUnauthorized, "not authenticated!")
 		}
@@ -251,7 +262,10 @@ func (s *Server) checkAPIKey(r *http.Request) error {
 // authenticate returns the caller of a request with a valid Bearer JWT
 // whose identity is still registered, nil without an Authorization header,
 // or a 401 error.
-func (s *Server) authenticate(r *http.Request) (*caller, error) {
+//
+// With deferIdentity the registration is not looked up: the caller is
+// marked unchecked and the handler is responsible for the check.
+func (s *Server) authenticate(r *http.Request, deferIdentity bool) (*caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return nil, nil
@@ -264,14 +278,31 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		return nil, errf(http.StatusUnauthorized, "%v", err)
 	}
-	id, err := s.cfg.Store.GetIdentity(r.Context(), u.ID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, errf(http.StatusUnauthorized, "identity %s is no longer registered", u.ID)
+	c := &caller{ID: u.ID, Role: u.Role, Username: u.Username, unchecked: true}
+	if deferIdentity {
+		return c, nil
 	}
-	if err != nil {
+	if err := s.resolve(r.Context(), c); err != nil {
 		return nil, err
 	}
-	return &caller{ID: id.ID, Role: id.Role, Username: id.Username}, nil
+	return c, nil
+}
+
+// resolve looks an unchecked caller up in the store: 401 if it is no
+// longer registered; Role and Username become the stored ones.
+func (s *Server) resolve(ctx context.Context, c *caller) error {
+	if !c.unchecked {
+		return nil
+	}
+	id, err := s.cfg.Store.GetIdentity(ctx, c.ID)
+	if errors.Is(err, ErrNotFound) {
+		return errf(http.StatusUnauthorized, "identity %s is no longer registered", c.ID)
+	}
+	if err != nil {
+		return err
+	}
+	c.Role, c.Username, c.unchecked = id.Role, id.Username, false
+	return nil
 }
 
 // writeErr maps an error to its status: httpError as given, the Store

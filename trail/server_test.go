@@ -176,8 +176,30 @@ func TestJWTAttacks(t *testing.T) {
 	t.Run("missing", func(t *testing.T) { e.wantStatus(t, "GET", p, "", nil, 401) })
 	t.Run("deleted identity", func(t *testing.T) {
 		v := e.user("victor")
+		addr := e.channel(v, "victors", "public")
+		w := "/api/v0.1/channels/logs/" + addr
+		e.wantStatus(t, "POST", w, v.JWT(), []byte(`{"type":"before"}`), 200)
 		e.wantStatus(t, "DELETE", "/api/v0.1/identities/identity/"+v.ID, v.JWT(), nil, 200)
 		e.wantStatus(t, "GET", p, v.JWT(), nil, 401)
+		// The write route checks the registration inside the append
+		// transaction; a deleted author gets 401 there too, and 401 wins
+		// over what else is wrong with the request.
+		e.wantStatus(t, "POST", w, v.JWT(), []byte(`{"type":"after"}`), 401)
+		e.wantStatus(t, "POST", w, v.JWT(), []byte(`{"type":`), 401)
+		e.wantStatus(t, "POST", "/api/v0.1/channels/logs/"+strings.Repeat("ab", 40)+":"+strings.Repeat("cd", 12), v.JWT(), []byte(`{"type":"x"}`), 401)
+	})
+	t.Run("stale role in token", func(t *testing.T) {
+		// A token's role is not trusted on the write path either: a
+		// refused write resolves the caller from the store first.
+		m := e.user("mallory")
+		hidden, err := u.CreateChannel(context.Background(), trail.CreateChannelRequest{Name: "bobs-hidden", Type: "private", Hidden: true, Topics: []trail.Topic{{Type: "t", Source: "s"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As if issued before a demotion: Admin in the token, User in the store.
+		stale, _ := trail.SignJWT(e.secret, trail.TokenUser{ID: m.ID, Role: trail.RoleAdmin, Username: "mallory"}, time.Now(), time.Hour)
+		e.wantStatus(t, "POST", "/api/v0.1/channels/logs/"+hidden, stale, []byte(`{"type":"x"}`), 404)
+		e.wantStatus(t, "POST", "/api/v0.1/channels/logs/"+hidden, e.admin.JWT(), []byte(`{"type":"x"}`), 403)
 	})
 	t.Run("verify-jwt", func(t *testing.T) {
 		b := e.wantStatus(t, "POST", "/api/v0.1/authentication/verify-jwt", "", []byte(`{"jwt":"`+forged+`"}`), 200)

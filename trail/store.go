@@ -8,11 +8,14 @@ import (
 )
 
 // Sentinel errors of the Store contract. Implementations wrap them (%w);
-// the server maps them to HTTP statuses (404, 409, 403).
+// the server maps them to HTTP statuses (404, 409, 403, 401).
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrConflict  = errors.New("already exists")
 	ErrForbidden = errors.New("not allowed")
+	// ErrUnregistered: an Append with RequireRegistered by a writer that is
+	// not (or no longer) a registered identity.
+	ErrUnregistered = errors.New("identity is not registered")
 )
 
 // Role of an identity.
@@ -150,6 +153,10 @@ type AppendRequest struct {
 	Leaf           []byte
 	Writer         string
 	Created        time.Time
+	// RequireRegistered makes Append also check, in the same transaction,
+	// that Writer is a registered identity (else ErrUnregistered). The
+	// gateway sets it instead of looking the writer up before the append.
+	RequireRegistered bool
 }
 
 // Credential is an issued verifiable credential.

@@ -20,6 +20,7 @@ type auditOptions struct {
 	AppendOnly bool
 	MaxItems   int
 	MaxPending int
+	Report     string // Parquet report path
 	sourceOptions
 }
 
@@ -62,6 +63,7 @@ disappeared (new objects are allowed), 2 on usage or I/O errors.`,
 		f.BoolVar(&o.AppendOnly, "append-only", false, "only changed or missing objects fail (exit 4); new objects are fine")
 		f.IntVar(&o.MaxItems, "max-items", 1000, "differences listed in the report (counts are always exact)")
 		f.IntVar(&o.MaxPending, "max-pending", jobs.DefaultMaxPending, "unmatched keys held in memory to detect moves")
+		f.StringVar(&o.Report, "report-parquet", "", "also write every difference (not only --max-items) to this Parquet file")
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links")
 		c.MarkFlagRequired("index")
 		return c
@@ -85,9 +87,20 @@ func runAudit(ctx context.Context, o auditOptions, stdout io.Writer) error {
 		return usageError{err}
 	}
 	out := auditOutput{Index: o.Index, AppendOnly: o.AppendOnly, Items: []jobs.Item{}}
+	var pr *jobs.ParquetReport
+	if o.Report != "" {
+		if pr, err = jobs.NewParquetReport(o.Report); err != nil {
+			return usageError{err}
+		}
+	}
 	rep, err := jobs.Audit(ctx, src, ix, jobs.AuditOptions{
 		Workers: o.Workers, MaxPending: o.MaxPending,
 		OnItem: func(it jobs.Item) error {
+			if pr != nil {
+				if err := pr.Add(it); err != nil {
+					return err
+				}
+			}
 			if len(out.Items) < o.MaxItems {
 				out.Items = append(out.Items, it)
 			} else {
@@ -97,7 +110,15 @@ func runAudit(ctx context.Context, o auditOptions, stdout io.Writer) error {
 		},
 	})
 	if err != nil {
+		if pr != nil {
+			pr.Abort()
+		}
 		return err
+	}
+	if pr != nil {
+		if err := pr.Close(); err != nil {
+			return err
+		}
 	}
 	out.AuditReport = rep
 	if o.JSON {

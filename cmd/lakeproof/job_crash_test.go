@@ -26,7 +26,7 @@ func TestRunCrashLoop(t *testing.T) {
 	bin := lakeproofBinary(t)
 	tmp := t.TempDir()
 	lake := filepath.Join(tmp, "lake")
-	for i := range 1500 {
+	for i := range 800 {
 		p := filepath.Join(lake, fmt.Sprintf("d%d/f%05d", i%13, i))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		b := make([]byte, (i*7919)%40000)

@@ -81,7 +81,9 @@ func runJob(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	}
 	ro := jobs.RunOptions{
 		Tool: "lakeproof " + toolVersion(), DryRun: o.DryRun, RunID: o.RunID, Merge: o.Merge,
-		Open: func(ctx context.Context, uri string) (pipeline.Source, error) { return openSource(ctx, uri, o.sourceOptions) },
+		Open: func(ctx context.Context, uri string) (pipeline.Source, error) {
+			return openSource(ctx, uri, o.sourceOptions)
+		},
 		OnError: func(ds string, e *pipeline.ObjectError) {
 			fmt.Fprintf(stderr, "error: dataset %s: %v\n", ds, e)
 		},

@@ -14,6 +14,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -88,7 +89,7 @@ CREATE TABLE IF NOT EXISTS entries (
 	PRIMARY KEY (address, idx),
 	UNIQUE (address, leaf_hash)
 );
-CREATE INDEX IF NOT EXISTS entries_msg ON entries (address, msg_id);
+DROP INDEX IF EXISTS entries_msg;
 CREATE TABLE IF NOT EXISTS trusted_roots (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS credentials (
 	id TEXT PRIMARY KEY,
@@ -165,9 +166,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		}
 	}
 	for name, q := range map[string]string{
-		"w-author": `SELECT author FROM channels WHERE address = ?`,
+		"w-chan":   `SELECT author, (SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?1) FROM channels WHERE address = ?1`,
+		"w-ident":  `SELECT 1 FROM identities WHERE id = ?`,
 		"w-rights": `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`,
-		"w-next":   `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`,
 		"w-insert": `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
 		"w-latest": `UPDATE channels SET latest = ? WHERE address = ?`,
 	} {
@@ -743,19 +744,28 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		return
 	}
 	defer tx.Rollback()
-	b := &batchState{tx: tx, stmt: func(name string) *sql.Stmt { return tx.StmtContext(ctx, s.stmts[name]) }, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}}
+	txStmts := map[string]*sql.Stmt{}
+	stmt := func(name string) *sql.Stmt {
+		st := txStmts[name]
+		if st == nil {
+			st = tx.StmtContext(ctx, s.stmts[name])
+			txStmts[name] = st
+		}
+		return st
+	}
+	b := &batchState{tx: tx, stmt: stmt, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}, registered: map[string]bool{}, appended: map[string]bool{}}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
 		r.entry, r.err = b.appendOne(ctx, r.req)
-		if r.err != nil && !errors.Is(r.err, trail.ErrNotFound) && !errors.Is(r.err, trail.ErrForbidden) && !errors.Is(r.err, trail.ErrConflict) {
+		if r.err != nil && !errors.Is(r.err, trail.ErrNotFound) && !errors.Is(r.err, trail.ErrForbidden) && !errors.Is(r.err, trail.ErrConflict) && !errors.Is(r.err, trail.ErrUnregistered) {
 			fail(r.err)
 			return
 		}
 	}
-	for addr := range b.next {
+	for addr := range b.appended {
 		if _, err := b.stmt("w-latest").ExecContext(ctx, ns(b.now), addr); err != nil {
 			fail(fmt.Errorf("append to channel %s: %w", addr, err))
 			return
@@ -773,17 +783,42 @@ type batchState struct {
 	next     map[string]int64    // channel -> next index
 	author   map[string]string   // channel -> author ("" = no channel)
 	canWrite map[[2]string]error // (channel, writer) -> nil or ErrForbidden
+	// registered caches, per writer, whether it is a registered identity
+	// (read only for requests with RequireRegistered).
+	registered map[string]bool
+	appended   map[string]bool // channels with an entry in this batch
 }
 
 func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (trail.Entry, error) {
 	addr := req.ChannelAddress
+	if req.RequireRegistered {
+		known, ok := b.registered[req.Writer]
+		if !ok {
+			var one int
+			err := b.stmt("w-ident").QueryRowContext(ctx, req.Writer).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return trail.Entry{}, fmt.Errorf("append to channel %s: identity %s: %w", addr, req.Writer, err)
+			}
+			known = err == nil
+			b.registered[req.Writer] = known
+		}
+		if !known {
+			return trail.Entry{}, fmt.Errorf("append to channel %s by %s: %w", addr, req.Writer, trail.ErrUnregistered)
+		}
+	}
 	author, ok := b.author[addr]
 	if !ok {
-		err := b.stmt("w-author").QueryRowContext(ctx, addr).Scan(&author)
+		// The channel's author and next index in one statement, once per
+		// channel and batch (this transaction is the only writer).
+		var next int64
+		err := b.stmt("w-chan").QueryRowContext(ctx, addr).Scan(&author, &next)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, err)
 		}
 		b.author[addr] = author
+		if author != "" {
+			b.next[addr] = next
+		}
 	}
 	if author == "" {
 		return trail.Entry{}, fmt.Errorf("append to channel %s: %w", addr, trail.ErrNotFound)
@@ -811,12 +846,7 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 			return trail.Entry{}, werr
 		}
 	}
-	idx, ok := b.next[addr]
-	if !ok {
-		if err := b.stmt("w-next").QueryRowContext(ctx, addr).Scan(&idx); err != nil {
-			return trail.Entry{}, fmt.Errorf("append to channel %s: next index: %w", addr, err)
-		}
-	}
+	idx := b.next[addr]
 	lh := trail.LeafHash(req.Leaf)
 	// A UNIQUE violation aborts only this statement, not the transaction.
 	_, err := b.stmt("w-insert").ExecContext(ctx,
@@ -829,6 +859,7 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 		return trail.Entry{}, fmt.Errorf("append to channel %s at %d: %w", addr, idx, err)
 	}
 	b.next[addr] = idx + 1
+	b.appended[addr] = true
 	return trail.Entry{ChannelAddress: addr, Index: idx, Leaf: req.Leaf, LeafHash: lh, Writer: req.Writer, Created: req.Created, Received: b.now}, nil
 }
 
@@ -895,7 +926,11 @@ func (s *Store) EntryByMessageID(ctx context.Context, addr, msgID string) (trail
 	if _, err := hex.DecodeString(msgID); err != nil || len(msgID) != 24 {
 		return trail.Entry{}, fmt.Errorf("entry %q of %s: %w", msgID, addr, trail.ErrNotFound)
 	}
-	e, err := scanEntry(s.r.QueryRowContext(ctx, `SELECT `+entryCols+` FROM entries WHERE address = ? AND msg_id = ? ORDER BY idx LIMIT 1`, addr, msgID))
+	// The message id is the first 12 bytes of the leaf hash: a range scan
+	// of the (address, leaf_hash) index finds it without an index of its own.
+	lo, _ := hex.DecodeString(msgID)
+	hi := append(append([]byte{}, lo...), bytes.Repeat([]byte{0xff}, 20)...)
+	e, err := scanEntry(s.r.QueryRowContext(ctx, `SELECT `+entryCols+` FROM entries WHERE address = ? AND leaf_hash BETWEEN ? AND ? ORDER BY idx LIMIT 1`, addr, lo, hi))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("entry %s of %s: %w", msgID, addr, trail.ErrNotFound)
 	}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"ChannelsAndSubscriptions", channels},
 		{"AppendContiguousUnderConcurrency", appendConcurrent},
 		{"AppendChecksRightsInTransaction", appendRights},
+		{"AppendRequireRegistered", appendRegistered},
 		{"EntryQueries", entryQueries},
 		{"Credentials", credentials},
 	} {
@@ -259,6 +260,31 @@ func appendRights(t *testing.T, s trail.Store) {
 	}
 	_, err = s.Append(ctx, trail.AppendRequest{ChannelAddress: a, Leaf: []byte("y"), Writer: w.ID})
 	want(t, err, trail.ErrForbidden, "revoked writer")
+}
+
+func appendRegistered(t *testing.T, s trail.Store) {
+	ctx := context.Background()
+	author := "did:key:zauthor"
+	a := mkChannel(t, s, 0, author)
+	req := trail.AppendRequest{ChannelAddress: a, Leaf: []byte("x"), Writer: author, RequireRegistered: true}
+	_, err := s.Append(ctx, req)
+	want(t, err, trail.ErrUnregistered, "unregistered author")
+	if err := s.CreateIdentity(ctx, trail.Identity{ID: author, Username: "author", Role: trail.RoleUser, Registered: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Append(ctx, req); err != nil || e.Index != 0 {
+		t.Fatalf("registered author: %+v %v", e, err)
+	}
+	if err := s.DeleteIdentity(ctx, author); err != nil {
+		t.Fatal(err)
+	}
+	req.Leaf = []byte("y")
+	_, err = s.Append(ctx, req)
+	want(t, err, trail.ErrUnregistered, "deleted author")
+	req.RequireRegistered = false
+	if e, err := s.Append(ctx, req); err != nil || e.Index != 1 {
+		t.Fatalf("without RequireRegistered: %+v %v", e, err)
+	}
 }
 
 func entryQueries(t *testing.T, s trail.Store) {
