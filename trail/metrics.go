@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics keeps the Prometheus series of IS (total_requests,
 // failed_requests, http_request_duration_seconds) plus lakeproof's own, in
 // a registry private to one Server (several servers in one process, as in
-// tests, never share or collide on series).
+// tests, never share or collide on series), with the standard go_* and
+// process_* collectors.
 type metrics struct {
 	reg      *prometheus.Registry
 	total    *prometheus.CounterVec   // method, route, code
@@ -44,7 +46,8 @@ func newMetrics() *metrics {
 			Name: "lakeproof_trail_event_streams", Help: "Open server-sent event streams.",
 		}),
 	}
-	m.reg.MustRegister(m.total, m.failed, m.duration, m.appended, m.streams)
+	m.reg.MustRegister(m.total, m.failed, m.duration, m.appended, m.streams,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }

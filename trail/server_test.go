@@ -762,7 +762,7 @@ func TestInfoMetricsHealth(t *testing.T) {
 	}
 	e.wantStatus(t, "GET", "/healthz", "", nil, 200)
 	b = e.wantStatus(t, "GET", "/metrics", "", nil, 200)
-	for _, m := range []string{"total_requests", "http_request_duration_seconds_bucket", "lakeproof_trail_entries_appended_total"} {
+	for _, m := range []string{"total_requests", "http_request_duration_seconds_bucket", "lakeproof_trail_entries_appended_total", "lakeproof_trail_event_streams", "go_goroutines"} {
 		if !bytes.Contains(b, []byte(m)) {
 			t.Fatalf("metrics lack %s", m)
 		}
