@@ -35,12 +35,15 @@ func exitCode(err error) int {
 	var (
 		u usageError
 		i invalidError
+		c codedError
 	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
+	case errors.As(err, &c):
+		return c.code
 	case errors.As(err, &i):
 		return exitInvalid
 	case errors.As(err, &u):

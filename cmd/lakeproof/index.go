@@ -44,6 +44,7 @@ type indexResult struct {
 func init() {
 	register(func() *cobra.Command {
 		var o indexOptions
+		var jf indexJobFlags
 		c := &cobra.Command{
 			Use:   "index SOURCE --out DIR",
 			Short: "Hash a dataset into a Merkle root and a Parquet index",
@@ -57,6 +58,9 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.Source = args[0]
+				if jf.active() {
+					return runIndexJob(cmd.Context(), o, jf, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				}
 				o.Progress = !o.Quiet && !o.JSON && isTerminal(cmd.ErrOrStderr())
 				_, err := runIndex(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				return err
@@ -69,6 +73,7 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")
 		f.BoolVar(&o.JSON, "json", false, "print a JSON summary on stdout")
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but errors")
+		jf.add(f)
 		c.MarkFlagRequired("out")
 		return c
 	})

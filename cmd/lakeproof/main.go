@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,7 +57,13 @@ func main() { os.Exit(run()) }
 // run executes the command line in os.Args and returns the exit code. It is
 // main without os.Exit, so that tests can run the real command in-process
 // (see main_test.go) and deferred calls run before the process exits.
-func run() int {
+func run() (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "lakeproof: internal error: %v\n%s\nplease report this with the command line you ran\n", r, debug.Stack())
+			code = exitInternal
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()

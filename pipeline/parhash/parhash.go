@@ -16,9 +16,9 @@
 // Subtrees are hashed with the 8-way AVX2 kernel of github.com/zeebo/blake3,
 // copied into internal/avx2 because that module does not export it, where the
 // processor has AVX2; elsewhere with lukechampine.com/blake3/guts (AVX-512
-// or portable Go). Parent nodes and the root use guts. Why not guts
+// or portable Go). The parents above the units and the root use guts. Why not guts
 // everywhere: its AVX2 code loads message words with gather instructions,
-// which made it 1.9 times slower per core than zeebo's on the project
+// which made it 1.5 to 2 times slower per core than zeebo's on the project
 // machine (benchmarks/RESULTS.md).
 //
 // # Invariants

@@ -4,8 +4,9 @@
 // them and parhash needs chunk and parent chaining values, which no public
 // API of either Go BLAKE3 module computes at this speed on AMD processors:
 // lukechampine.com/blake3/guts loads its AVX2 message words with VPGATHERDD,
-// which AMD Zen cores execute about 1.9 times slower than the loads and
-// shuffles of these kernels (benchmarks/RESULTS.md).
+// which AMD cores execute slowly; on the project machine it hashed 1.5 to 2
+// times fewer bytes per CPU-second than these kernels, which use loads and
+// shuffles (benchmarks/RESULTS.md).
 //
 // hash_amd64.s is the upstream impl_amd64.s byte for byte (sha256
 // c8bdf92229efa56f47d6887b8035ac6e551083c56a5fc2ebf787260d61a82e70) with
