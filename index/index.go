@@ -68,9 +68,13 @@ type Entry struct {
 	Checksum string // provider checksum "ALGO:base64", "" if none
 }
 
-// ObjectError is one object that could not be indexed, as recorded in errors.jsonl.
+// ObjectError is one object that could not be indexed, as recorded in
+// errors.jsonl. A key that is not valid UTF-8 cannot be carried by JSON
+// as it is, so KeyHex then holds its bytes in hex (Key holds a lossy,
+// readable form).
 type ObjectError struct {
 	Key     string `json:"key"`
+	KeyHex  string `json:"key_hex,omitempty"`
 	Op      string `json:"op"`
 	Message string `json:"error"`
 }

@@ -303,15 +303,16 @@ func TestErrorsRecorded(t *testing.T) {
 	w, _ := index.Create(dir, index.Meta{})
 	w.Add(sortedEntries(1)[0])
 	w.AddError(index.ObjectError{Key: "bad\nname", Op: "key", Message: "contains control character"})
+	w.AddError(index.ObjectError{Key: "inv\xffalid", Op: "key", Message: "not valid UTF-8"})
 	s, err := w.Commit(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Errors != 1 || s.Files != 1 || s.Digests[index.ErrorsFile] == "" {
+	if s.Errors != 2 || s.Files != 1 || s.Digests[index.ErrorsFile] == "" {
 		t.Fatalf("summary %+v", s)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, index.ErrorsFile))
-	if !strings.Contains(string(raw), `"key":"bad\nname"`) {
+	if !strings.Contains(string(raw), `"key":"bad\nname"`) || !strings.Contains(string(raw), `"key_hex":"696e76ff616c6964"`) {
 		t.Fatalf("errors.jsonl = %s", raw)
 	}
 	ix, err := index.Open(ctx, dir)

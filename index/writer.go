@@ -3,6 +3,7 @@ package index
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -260,6 +262,9 @@ func (w *Writer) AddError(oe ObjectError) error {
 		if w.errs, err = createHashed(filepath.Join(w.tmp, ErrorsFile)); err != nil {
 			return fmt.Errorf("index writer: %w", err)
 		}
+	}
+	if !utf8.ValidString(oe.Key) {
+		oe.KeyHex = hex.EncodeToString([]byte(oe.Key))
 	}
 	line, _ := json.Marshal(oe)
 	if _, err := w.errs.Write(append(line, '\n')); err != nil {

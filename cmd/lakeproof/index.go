@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -74,6 +75,7 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 		f.BoolVar(&o.JSON, "json", false, "print a JSON summary on stdout")
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but errors")
 		jf.add(f)
+		o.s3Flags.add(f)
 		c.MarkFlagRequired("out")
 		return c
 	})
@@ -87,6 +89,25 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	}
 	if o.Workers < 0 {
 		return res, usageError{fmt.Errorf("--workers %d: must be positive", o.Workers)}
+	}
+	// An index destined for S3 is built in a local temporary directory,
+	// then uploaded (summary.json last, each object with If-None-Match: *).
+	var s3out *s3IndexOutput
+	outURI := o.Out
+	if isS3(o.Out) {
+		var err error
+		if s3out, err = newS3IndexOutput(ctx, o.Out, o.s3Flags); err != nil {
+			return res, usageError{err}
+		}
+		if err := s3out.Check(ctx); err != nil {
+			return res, usageError{fmt.Errorf("output %s: %w", o.Out, err)}
+		}
+		tmp, err := os.MkdirTemp("", "lakeproof-upload-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(tmp)
+		o.Out = filepath.Join(tmp, "index")
 	}
 	if index.Exists(o.Out) {
 		return res, usageError{fmt.Errorf("output %s already exists: a complete index is never overwritten; choose another --out", o.Out)}
@@ -113,7 +134,9 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 		bar = startProgress(ctx, stderr, src, &prog)
 	}
 	var nerr uint64
-	err = pipeline.Run(ctx, src, pipeline.Options{Workers: o.Workers, Progress: &prog}, func(r pipeline.Result) error {
+	popts := pipelineDefaults(src.URI(), o.Workers)
+	popts.Progress = &prog
+	err = pipeline.Run(ctx, src, popts, func(r pipeline.Result) error {
 		if r.Err != nil {
 			nerr++
 			bar.Printf(stderr, "error: %v\n", r.Err)
@@ -134,7 +157,13 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	}
 	sum, err := w.Commit(ctx)
 	if err != nil {
-		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, o.Out)
+		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, outURI)
+	}
+	if s3out != nil {
+		if err := s3out.Publish(ctx, o.Out); err != nil {
+			return res, fmt.Errorf("upload index to %s: %w", outURI, err)
+		}
+		o.Out = outURI
 	}
 	res = indexResult{
 		Root: sum.Root, Files: sum.Files, Bytes: sum.Bytes, Errors: sum.Errors,

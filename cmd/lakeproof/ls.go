@@ -18,6 +18,7 @@ import (
 
 type lsOptions struct {
 	Index  string
+	s3     s3Flags
 	Format string
 	Prefix string
 }
@@ -43,6 +44,7 @@ Formats:
 			},
 		}
 		c.Flags().StringVarP(&o.Index, "index", "i", "", "index directory")
+		o.s3.add(c.Flags())
 		c.Flags().StringVar(&o.Format, "format", "b3sum", "output format: b3sum, jsonl or csv")
 		c.MarkFlagRequired("index")
 		return c
@@ -84,7 +86,7 @@ func runLs(ctx context.Context, o lsOptions, stdout io.Writer) error {
 	default:
 		return usageError{fmt.Errorf("--format %q: want b3sum, jsonl or csv", o.Format)}
 	}
-	ix, err := index.Open(ctx, o.Index)
+	ix, err := openIndexAt(ctx, o.Index, o.s3)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 type proveOptions struct {
 	Index string
+	s3    s3Flags
 	Key   string
 }
 
@@ -32,13 +33,14 @@ index's root before it is printed. Exit 1 if KEY is not in the dataset.`,
 			},
 		}
 		c.Flags().StringVarP(&o.Index, "index", "i", "", "index directory")
+		o.s3.add(c.Flags())
 		c.MarkFlagRequired("index")
 		return c
 	})
 }
 
 func runProve(ctx context.Context, o proveOptions, stdout io.Writer) error {
-	ix, err := index.Open(ctx, o.Index)
+	ix, err := openIndexAt(ctx, o.Index, o.s3)
 	if err != nil {
 		return err
 	}

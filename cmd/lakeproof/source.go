@@ -12,6 +12,22 @@ import (
 // sourceOptions are the flags shared by every command that reads a dataset.
 type sourceOptions struct {
 	FollowSymlinks bool
+	s3Flags
+}
+
+// pipelineDefaults returns the pipeline options suited to a source: object
+// stores are latency-bound, so they get many concurrent reads, and their
+// large objects are streamed through the driver's own parallel ranged GETs
+// rather than read with small ReadAt calls.
+func pipelineDefaults(uri string, workers int) pipeline.Options {
+	o := pipeline.Options{Workers: workers}
+	if strings.HasPrefix(uri, "s3://") {
+		if o.Workers == 0 {
+			o.Workers = 32
+		}
+		o.LargeObject = -1
+	}
+	return o
 }
 
 // openSource opens the dataset named by uri: a local path, file://PATH, or

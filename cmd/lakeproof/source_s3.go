@@ -16,12 +16,8 @@ import (
 // AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for S3-compatible servers,
 // AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS. See package sources/s3.
 func init() {
-	sourceDrivers["s3"] = func(ctx context.Context, uri string, _ sourceOptions) (pipeline.Source, error) {
-		// The flags below reach the driver once sourceOptions embeds
-		// s3Flags (cmd/lakeproof/source.go, owned by the lead); until then
-		// the endpoint comes from AWS_ENDPOINT_URL and IP endpoints are
-		// addressed path-style by the SDK.
-		return openS3(ctx, uri, s3Flags{})
+	sourceDrivers["s3"] = func(ctx context.Context, uri string, o sourceOptions) (pipeline.Source, error) {
+		return openS3(ctx, uri, o.s3Flags)
 	}
 }
 
@@ -43,7 +39,7 @@ func openS3(ctx context.Context, uri string, f s3Flags) (pipeline.Source, error)
 
 // openIndexAt opens an index from a local directory or an s3:// location
 // (read with ranged GETs). For the lead: ls.go, prove.go and verify.go can
-// call it instead of index.Open to accept --index s3://BUCKET/PATH.
+// call it to accept --index s3://BUCKET/PATH.
 func openIndexAt(ctx context.Context, loc string, f s3Flags) (*index.Index, error) {
 	if !s3src.IsS3URI(loc) {
 		return index.Open(ctx, loc)
@@ -79,3 +75,6 @@ func (o *s3IndexOutput) Check(ctx context.Context) error { return o.dir.CheckFre
 func (o *s3IndexOutput) Publish(ctx context.Context, dir string) error {
 	return s3src.UploadIndex(ctx, dir, o.uri, s3src.Options{Endpoint: o.f.Endpoint, PathStyle: o.f.PathStyle})
 }
+
+// isS3 reports whether a location is an s3:// URI.
+func isS3(loc string) bool { return s3src.IsS3URI(loc) }

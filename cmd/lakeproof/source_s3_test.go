@@ -131,6 +131,37 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 		t.Errorf("proof from S3 for root %s, want %s", b.Root, want.Root)
 	}
 
+	// The CLI path: index --out s3://…, then prove and ls with --index s3://….
+	cliOut := "s3://" + bucket + "/_lakeproof/lake/v2"
+	res, err := runIndex(ctx, indexOptions{Source: "s3://" + bucket + "/lake", Out: cliOut, Quiet: true}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatalf("index --out %s: %v", cliOut, err)
+	}
+	if res.Index != cliOut {
+		t.Errorf("result names index %q, want %q", res.Index, cliOut)
+	}
+	var proof bytes.Buffer
+	if err := runProve(ctx, proveOptions{Index: cliOut, Key: "deep/x/y/z/w.bin"}, &proof); err != nil {
+		t.Fatalf("prove --index %s: %v", cliOut, err)
+	}
+	if !strings.Contains(proof.String(), `"key": "deep/x/y/z/w.bin"`) {
+		t.Errorf("proof from the S3 index: %s", proof.String())
+	}
+	var listing bytes.Buffer
+	if err := runLs(ctx, lsOptions{Index: cliOut, Format: "jsonl"}, &listing); err != nil {
+		t.Fatalf("ls --index %s: %v", cliOut, err)
+	}
+	if n := strings.Count(listing.String(), "\n"); n != len(files)+1 {
+		t.Errorf("ls listed %d entries, want %d", n, len(files)+1)
+	}
+	if !strings.Contains(listing.String(), `"checksum":"CRC64NVME:`) || !strings.Contains(listing.String(), `"etag":`) {
+		t.Errorf("provider ETag and checksum not recorded: %.300s", listing.String())
+	}
+	_, err = runIndex(ctx, indexOptions{Source: "s3://" + bucket + "/lake", Out: cliOut, Quiet: true}, io.Discard, io.Discard)
+	if exitCode(err) != exitUsage || !errors.Is(err, index.ErrExists) {
+		t.Errorf("second index to the same S3 location: %v (exit %d), want ErrExists and exit 2", err, exitCode(err))
+	}
+
 	// Errors up front: a missing bucket is one usage error, before any work.
 	_, err = runIndex(ctx, indexOptions{Source: "s3://no-such-bucket-x/p", Out: filepath.Join(out, "missing"), Quiet: true}, io.Discard, io.Discard)
 	if err == nil || exitCode(err) != exitUsage || !strings.Contains(err.Error(), "does not exist") {

@@ -58,6 +58,7 @@ Exit status: 0 valid, 1 invalid (a check failed), 2 usage, I/O or malformed inpu
 		f.StringVarP(&o.Index, "index", "i", "", "index directory")
 		f.StringVar(&o.Root, "root", "", "dataset root of the local copy (default: the root recorded in the index)")
 		f.IntVarP(&o.Workers, "workers", "w", 0, "files hashed concurrently (default: number of CPUs)")
+		o.s3Flags.add(f)
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links")
 		f.BoolVar(&o.JSON, "json", false, "JSON output")
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only problems")
@@ -191,7 +192,7 @@ type verifyCounts struct {
 }
 
 func verifyIndex(ctx context.Context, o verifyOptions, stdout io.Writer) error {
-	ix, err := index.Open(ctx, o.Index)
+	ix, err := openIndexAt(ctx, o.Index, o.s3Flags)
 	if err != nil {
 		if len(o.Paths) == 0 && errors.Is(err, index.ErrCorrupt) {
 			// Checking the index itself: damage found on opening it is a

@@ -27,13 +27,14 @@ const fadviseMinSize = 256 << 10
 // Read and Close must not be called concurrently with Read or Close;
 // ReadAt may be called concurrently with ReadAt and with Read.
 type reader struct {
-	f      *os.File
+	h      handle
 	path   string
 	follow bool
 	size   int64    // as listed
 	mtime  int64    // as listed, Unix nanoseconds
 	opened fileStat // fstat right after open
 	off    int64    // offset of the next Read
+	closed bool     // set by Close: h may since name another file
 
 	closeOnce sync.Once
 	closeErr  error
@@ -70,22 +71,22 @@ func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, 
 	if obj.Size < 0 {
 		return nil, fmt.Errorf("open %q: invalid listed size %d", obj.Key, obj.Size)
 	}
-	f, st, err := s.openFile(obj.Key)
+	h, st, path, err := s.openFile(obj.Key)
 	if err != nil {
 		return nil, err
 	}
 	mtime := obj.ModTime.UnixNano()
 	if st.size != obj.Size || st.mtime != mtime {
-		f.Close()
+		h.close(path)
 		return nil, fmt.Errorf("%w: %q was listed with size %d and modification time %s, and now has size %d and modification time %s",
-			pipeline.ErrChanged, f.Name(), obj.Size, fmtTime(mtime), st.size, fmtTime(st.mtime))
+			pipeline.ErrChanged, path, obj.Size, fmtTime(mtime), st.size, fmtTime(st.mtime))
 	}
 	if obj.Size >= fadviseMinSize {
-		fadviseSequential(f)
+		fadviseSequential(h)
 	}
 	return &reader{
-		f:      f,
-		path:   f.Name(),
+		h:      h,
+		path:   path,
 		follow: s.opts.FollowSymlinks,
 		size:   obj.Size,
 		mtime:  mtime,
@@ -101,13 +102,16 @@ func (r *reader) truncated(at int64) error {
 // Read reads the next bytes of the file, up to its listed size, then
 // returns io.EOF.
 func (r *reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, &os.PathError{Op: "read", Path: r.path, Err: os.ErrClosed}
+	}
 	if r.off >= r.size {
 		return 0, io.EOF
 	}
 	if rest := r.size - r.off; int64(len(p)) > rest {
 		p = p[:rest]
 	}
-	n, err := r.f.Read(p)
+	n, err := r.h.read(p, r.path)
 	r.off += int64(n)
 	switch {
 	case err == io.EOF:
@@ -122,6 +126,9 @@ func (r *reader) Read(p []byte) (int, error) {
 // size; like io.ReaderAt, it returns io.EOF with fewer bytes when the listed
 // size ends first.
 func (r *reader) ReadAt(p []byte, off int64) (int, error) {
+	if r.closed {
+		return 0, &os.PathError{Op: "read", Path: r.path, Err: os.ErrClosed}
+	}
 	if off < 0 {
 		return 0, fmt.Errorf("read %q: negative offset %d", r.path, off)
 	}
@@ -132,7 +139,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 	if rest := r.size - off; int64(len(p)) > rest {
 		p, atEnd = p[:rest], true
 	}
-	n, err := r.f.ReadAt(p, off)
+	n, err := r.h.readAt(p, off, r.path)
 	switch {
 	case err == io.EOF:
 		return n, r.truncated(off + int64(n))
@@ -158,8 +165,9 @@ func (r *reader) Close() error {
 }
 
 func (r *reader) close() error {
-	st, statErr := fstat(r.f)
-	closeErr := r.f.Close()
+	st, statErr := r.h.stat(r.path)
+	closeErr := r.h.close(r.path)
+	r.closed = true
 	if statErr != nil {
 		return errors.Join(statErr, closeErr) // both name the path
 	}

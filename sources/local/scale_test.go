@@ -175,6 +175,7 @@ func BenchmarkOpenReadClose(b *testing.B) {
 	}
 	buf := make([]byte, 64<<10)
 	b.Run("source", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
 			for _, obj := range objs {
 				rc, err := src.Open(context.Background(), obj)

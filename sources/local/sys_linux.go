@@ -5,6 +5,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -132,53 +133,147 @@ var openat2OK = sync.OnceValue(func() bool {
 	return true
 })
 
+// handle is an open file: its raw descriptor. Open reads through the
+// descriptor directly rather than wrapping it in an *os.File, which would
+// cost an fcntl(2) per file to query its flags, and, for a descriptor in
+// non-blocking mode, registering it with the runtime's poller and removing
+// it again on close.
+type handle int
+
 // openFile opens the file with the given key under the dataset root for
-// reading.
+// reading, and returns it with its fstat and its path (for messages).
 //
 // Unless links are followed it uses openat2(2) relative to the root's
 // descriptor with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so that neither the
 // file nor any directory on its path can have been swapped for a symbolic
 // link since listing; where openat2 is unavailable it falls back to
 // O_NOFOLLOW, which protects the last component only. The file is opened
-// with O_NONBLOCK so that a file replaced by a FIFO cannot block the open;
-// the flag is cleared again once fstat has shown a regular file.
-func (s *Source) openFile(key string) (*os.File, fileStat, error) {
+// with O_NONBLOCK so that a file replaced by a FIFO cannot block the open,
+// and fstat-ed at once: anything but a regular file is refused. The flag is
+// left set: regular files ignore it, so clearing it would cost two more
+// system calls per file (handle.read clears it should a filesystem ever
+// return EAGAIN for a regular file).
+func (s *Source) openFile(key string) (handle, fileStat, string, error) {
 	root := s.rootFD
 	defer runtime.KeepAlive(s.rootDir) // keep root open while it is used
 	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
 	var fd int
 	var err error
-	switch {
-	case s.opts.FollowSymlinks:
-		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat(root, key, flags, 0); return })
-	case openat2OK():
-		how := &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_NOFOLLOW),
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	for {
+		switch {
+		case s.opts.FollowSymlinks:
+			fd, err = unix.Openat(root, key, flags, 0)
+		case openat2OK():
+			how := unix.OpenHow{
+				Flags:   uint64(flags | unix.O_NOFOLLOW),
+				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+			}
+			fd, err = unix.Openat2(root, key, &how)
+		default:
+			fd, err = unix.Openat(root, key, flags|unix.O_NOFOLLOW, 0)
 		}
-		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat2(root, key, how); return })
-	default:
-		err = ignoringEINTR(func() (e error) { fd, e = unix.Openat(root, key, flags|unix.O_NOFOLLOW, 0); return })
+		if err != unix.EINTR {
+			break
+		}
 	}
 	path := filepath.Join(s.rootPath, key)
 	if err != nil {
-		return nil, fileStat{}, s.openErr(path, err)
+		return -1, fileStat{}, path, s.openErr(path, err)
 	}
-	var st unix.Stat_t
-	if err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) }); err != nil {
+	h := handle(fd)
+	fst, err := h.stat(path)
+	if err != nil {
 		unix.Close(fd)
-		return nil, fileStat{}, fmt.Errorf("fstat %q: %w", path, err)
+		return -1, fileStat{}, path, err
 	}
-	fst := fromStatT(&st)
 	if fst.kind != kindFile {
 		unix.Close(fd)
-		return nil, fileStat{}, fmt.Errorf("%w: %q is now a %s, it was listed as a regular file", pipeline.ErrChanged, path, fst.kind)
+		return -1, fileStat{}, path, fmt.Errorf("%w: %q is now a %s, it was listed as a regular file", pipeline.ErrChanged, path, fst.kind)
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		unix.Close(fd)
-		return nil, fileStat{}, fmt.Errorf("clear O_NONBLOCK on %q: %w", path, err)
+	return h, fst, path, nil
+}
+
+// maxRW is the most one read(2) is asked for, as in package os.
+const maxRW = 1 << 30
+
+// read reads from the current offset into p, returning io.EOF at the end of
+// the file. path names the file in errors.
+func (h handle) read(p []byte, path string) (int, error) {
+	if len(p) > maxRW {
+		p = p[:maxRW]
 	}
-	return os.NewFile(uintptr(fd), path), fst, nil
+	for {
+		n, err := unix.Read(int(h), p)
+		switch {
+		case err == nil && n == 0 && len(p) > 0:
+			return 0, io.EOF
+		case err == nil:
+			return n, nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && h.setBlocking():
+			continue
+		}
+		return 0, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+}
+
+// readAt reads len(p) bytes at offset off, fewer only at the end of the
+// file, where it returns io.EOF, like io.ReaderAt.
+func (h handle) readAt(p []byte, off int64, path string) (int, error) {
+	done := 0
+	for done < len(p) {
+		q := p[done:]
+		if len(q) > maxRW {
+			q = q[:maxRW]
+		}
+		n, err := unix.Pread(int(h), q, off+int64(done))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN && h.setBlocking():
+			continue
+		case err != nil:
+			return done, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return done, io.EOF
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// setBlocking clears O_NONBLOCK, for a filesystem that returns EAGAIN for
+// a regular file, and reports whether it did (the read is then retried).
+func (h handle) setBlocking() bool {
+	flags, err := unix.FcntlInt(uintptr(h), unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		return false
+	}
+	return unix.SetNonblock(int(h), false) == nil
+}
+
+// stat fstats the file; path names it in errors.
+func (h handle) stat(path string) (fileStat, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstat(int(h), &st)
+		if err == nil {
+			return fromStatT(&st), nil
+		}
+		if err != unix.EINTR {
+			return fileStat{}, &os.PathError{Op: "fstat", Path: path, Err: err}
+		}
+	}
+}
+
+// close closes the file. Like package os, it does not retry on EINTR: the
+// descriptor is released either way on Linux.
+func (h handle) close(path string) error {
+	if err := unix.Close(int(h)); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
 }
 
 // openErr classifies an error from opening path.
@@ -193,9 +288,8 @@ func (s *Source) openErr(path string, err error) error {
 	return fmt.Errorf("open %q: %w", path, err)
 }
 
-// fadviseSequential tells the kernel that f will be read sequentially, which
+// fadviseSequential tells the kernel that h will be read sequentially, which
 // doubles its readahead window. It is only a hint: errors are ignored.
-func fadviseSequential(f *os.File) {
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	runtime.KeepAlive(f)
+func fadviseSequential(h handle) {
+	_ = unix.Fadvise(int(h), 0, 0, unix.FADV_SEQUENTIAL)
 }

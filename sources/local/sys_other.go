@@ -71,31 +71,39 @@ func openDir(path string, follow bool) (*os.File, error) {
 	return f, nil
 }
 
-func (s *Source) openFile(key string) (*os.File, fileStat, error) {
+// handle is an open file.
+type handle struct{ f *os.File }
+
+func (s *Source) openFile(key string) (handle, fileStat, string, error) {
 	path := filepath.Join(s.rootPath, filepath.FromSlash(key))
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fileStat{}, fmt.Errorf("%w: %q was removed after it was listed: %w", pipeline.ErrNotFound, path, err)
+			return handle{}, fileStat{}, path, fmt.Errorf("%w: %q was removed after it was listed: %w", pipeline.ErrNotFound, path, err)
 		}
-		return nil, fileStat{}, fmt.Errorf("open %q: %w", path, err)
+		return handle{}, fileStat{}, path, fmt.Errorf("open %q: %w", path, err)
 	}
 	st, err := fstat(f)
 	if err != nil {
 		f.Close()
-		return nil, fileStat{}, fmt.Errorf("fstat %q: %w", path, err)
+		return handle{}, fileStat{}, path, fmt.Errorf("fstat %q: %w", path, err)
 	}
 	if st.kind != kindFile {
 		f.Close()
-		return nil, fileStat{}, fmt.Errorf("%w: %q is now a %s, it was listed as a regular file", pipeline.ErrChanged, path, st.kind)
+		return handle{}, fileStat{}, path, fmt.Errorf("%w: %q is now a %s, it was listed as a regular file", pipeline.ErrChanged, path, st.kind)
 	}
 	if !s.opts.FollowSymlinks {
 		if lst, err := statPath(path, false); err == nil && lst.kind == kindSymlink {
 			f.Close()
-			return nil, fileStat{}, fmt.Errorf("%w: %q was replaced by a symbolic link after it was listed; links are followed only with --follow-symlinks", pipeline.ErrChanged, path)
+			return handle{}, fileStat{}, path, fmt.Errorf("%w: %q was replaced by a symbolic link after it was listed; links are followed only with --follow-symlinks", pipeline.ErrChanged, path)
 		}
 	}
-	return f, st, nil
+	return handle{f}, st, path, nil
 }
 
-func fadviseSequential(*os.File) {}
+func (h handle) read(p []byte, _ string) (int, error)              { return h.f.Read(p) }
+func (h handle) readAt(p []byte, off int64, _ string) (int, error) { return h.f.ReadAt(p, off) }
+func (h handle) stat(_ string) (fileStat, error)                   { return fstat(h.f) }
+func (h handle) close(_ string) error                              { return h.f.Close() }
+
+func fadviseSequential(handle) {}
