@@ -30,11 +30,12 @@ type reader struct {
 	h      handle
 	path   string
 	follow bool
-	size   int64    // as listed
-	mtime  int64    // as listed, Unix nanoseconds
-	opened fileStat // fstat right after open
-	off    int64    // offset of the next Read
-	closed bool     // set by Close: h may since name another file
+	size   int64  // as listed
+	mtime  int64  // as listed, Unix nanoseconds
+	ctime  int64  // inode change time from the fstat right after open
+	id     fileID // identity of the open file, from that fstat
+	off    int64  // offset of the next Read
+	closed bool   // set by Close: h may since name another file
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,7 +91,8 @@ func (s *Source) Open(ctx context.Context, obj pipeline.Object) (io.ReadCloser, 
 		follow: s.opts.FollowSymlinks,
 		size:   obj.Size,
 		mtime:  mtime,
-		opened: st,
+		ctime:  st.ctime,
+		id:     st.id,
 	}, nil
 }
 
@@ -152,20 +154,32 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // Close closes the file and reports, with an error wrapping
-// pipeline.ErrChanged, whether it changed since it was listed: the open file
-// is fstat-ed again (size and modification time against the listing, inode
-// change time against the open, where the platform reports it), and the
-// path is stat-ed again to see that it still names the same file. A file
-// that was appended to, rewritten (even with its modification time reset),
-// truncated, replaced or removed is reported. Calling Close again returns
-// the same result.
+// pipeline.ErrChanged, whether it changed since it was listed: the path is
+// stat-ed again, while the file is still open, to see that it still names
+// the same file, and that file's size and modification time are checked
+// against the listing and its inode change time against the open (where the
+// platform reports it). A file that was appended to, rewritten (even with
+// its modification time reset), truncated, replaced or removed is reported.
+// Calling Close again returns the same result.
+//
+// On Linux the stat of the path is also the stat of the open file: while
+// the descriptor is open its inode cannot be freed, so no other file can
+// have its (device, inode number), and a path that stats with that identity
+// names that very inode, whose attributes the stat returns. Elsewhere the
+// open file is fstat-ed as well, as stats by path may report attributes
+// from a directory entry that lags behind the file (NTFS).
 func (r *reader) Close() error {
 	r.closeOnce.Do(func() { r.closeErr = r.close() })
 	return r.closeErr
 }
 
 func (r *reader) close() error {
-	st, statErr := r.h.stat(r.path)
+	// Both stats are taken before the descriptor is closed: see Close.
+	pst, pathErr := statPath(r.path, r.follow)
+	st, statErr := pst, error(nil)
+	if !pathStatIsFstat || pathErr != nil || !sameFile(pst.id, r.id) {
+		st, statErr = r.h.stat(r.path)
+	}
 	closeErr := r.h.close(r.path)
 	r.closed = true
 	if statErr != nil {
@@ -179,20 +193,15 @@ func (r *reader) close() error {
 		problem = fmt.Sprintf("its size went from %d to %d", r.size, st.size)
 	case st.mtime != r.mtime:
 		problem = fmt.Sprintf("its modification time went from %s to %s", fmtTime(r.mtime), fmtTime(st.mtime))
-	}
-	if problem == "" {
-		pst, err := statPath(r.path, r.follow)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			problem = "it was removed"
-		case err != nil:
-			return fmt.Errorf("stat %q after reading: %w", r.path, err)
-		case !sameFile(pst.id, st.id):
-			problem = fmt.Sprintf("it was replaced by another %s", pst.kind)
-		case st.ctime != r.opened.ctime:
-			problem = fmt.Sprintf("its inode change time went from %s to %s (its content or metadata was rewritten)",
-				fmtTime(r.opened.ctime), fmtTime(st.ctime))
-		}
+	case errors.Is(pathErr, fs.ErrNotExist):
+		problem = "it was removed"
+	case pathErr != nil:
+		return fmt.Errorf("stat %q after reading: %w", r.path, pathErr)
+	case !sameFile(pst.id, st.id):
+		problem = fmt.Sprintf("it was replaced by another %s", pst.kind)
+	case st.ctime != r.ctime:
+		problem = fmt.Sprintf("its inode change time went from %s to %s (its content or metadata was rewritten)",
+			fmtTime(r.ctime), fmtTime(st.ctime))
 	}
 	if problem != "" {
 		return fmt.Errorf("%w: %q changed while being read: %s; its content is not trusted", pipeline.ErrChanged, r.path, problem)

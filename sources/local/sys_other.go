@@ -20,6 +20,10 @@ import (
 // fileID identifies a file through the os.FileInfo it was stat-ed as.
 type fileID struct{ fi os.FileInfo }
 
+// pathStatIsFstat says that a stat by path that finds the inode of an open
+// file reports the same attributes as an fstat of it (see reader.Close).
+const pathStatIsFstat = false
+
 // sameFile reports whether a and b are the same file.
 func sameFile(a, b fileID) bool { return a.fi != nil && b.fi != nil && os.SameFile(a.fi, b.fi) }
 
