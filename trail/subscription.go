@@ -203,15 +203,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	did, err := pathDID(r, "id")
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, did, a, err := s.subscriptionTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -227,15 +219,7 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) addSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	did, err := pathDID(r, "id")
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, did, a, err := s.subscriptionTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -270,15 +254,7 @@ func (s *Server) addSubscription(w http.ResponseWriter, r *http.Request, c *call
 // author's own record; the subscriber may change only its links, never
 // isAuthorized or accessRights.
 func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	did, err := pathDID(r, "id")
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, did, a, err := s.subscriptionTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -331,15 +307,7 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	did, err := pathDID(r, "id")
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, did, a, err := s.subscriptionTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -452,4 +420,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) error
 			return nil
 		}
 	}
+}
+
+// subscriptionTarget reads the channel address and the subscriber's DID
+// from the path of a /subscriptions/{addr}/{id} route and returns the
+// caller's access to that channel (404 if the caller may not see it).
+func (s *Server) subscriptionTarget(r *http.Request, c *caller) (addr, did string, a access, err error) {
+	if addr, err = pathAddr(r); err != nil {
+		return
+	}
+	if did, err = pathDID(r, "id"); err != nil {
+		return
+	}
+	a, err = s.visibleChannel(r.Context(), addr, c)
+	return
 }
