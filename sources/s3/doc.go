@@ -54,11 +54,16 @@
 //   - Parts fetched ahead of Read by all readers of a Source together are
 //     bounded by Options.ReadAheadMemory.
 //
-// Listing is one sequential ListObjectsV2 stream: the pipeline consumes it
-// at the speed of hashing, which on every dataset measured is far below the
-// listing rate, and splitting the key space by delimiter costs one request
-// per "directory", which is slower on partitioned lakes with many small
-// partitions.
+// Listing: with Options.ListConcurrency 1, Objects is one sequential
+// ListObjectsV2 stream. Above 1 (the default is 4) it lists the prefix with
+// delimiter '/' and lists up to ListConcurrency of the "directories" it
+// finds at once, each buffering at most two pages, while yielding every key
+// strictly in bytewise order (a top-level key is yielded before or after a
+// whole directory according to its bytes against the directory's prefix).
+// All the guarantees above hold in both modes. Splitting costs one request
+// per directory, so it gains only when directories hold many pages and
+// requests are slow; on the local versitygw (CPU-bound, 2 cores) the two
+// modes list 20,000 keys in 200 directories in the same time.
 //
 // # Indexes on S3
 //

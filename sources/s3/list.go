@@ -25,87 +25,123 @@ import (
 const listPageRetries = 4
 
 // Objects yields the objects under the prefix in strictly increasing
-// bytewise order of their dataset keys, one ListObjectsV2 page in memory at
-// a time. See the package documentation for keys that are not valid
-// dataset keys and for folder markers.
+// bytewise order of their dataset keys. With Options.ListConcurrency 1 it is
+// one ListObjectsV2 stream, one page in memory at a time; above 1 the top
+// level is listed with a delimiter and its "directories" are listed
+// concurrently (see parallelObjects). See the package documentation for keys
+// that are not valid dataset keys and for folder markers.
 func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	if s.listConc > 1 {
+		return s.parallelObjects(ctx)
+	}
 	return func(yield func(pipeline.Object, error) bool) {
-		var (
-			token, prevToken string
-			last             string
-			first            = true
-		)
-		for {
-			out, err := s.listPage(ctx, token)
+		var c keyChecker
+		for out, err := range s.pages(ctx, s.prefix, "") {
 			if err != nil {
 				yield(pipeline.Object{}, err)
 				return
 			}
 			for i := range out.Contents {
-				o := &out.Contents[i]
-				key := aws.ToString(o.Key)
-				if out.EncodingType == types.EncodingTypeUrl {
-					if key, err = unescapeKey(key); err != nil {
-						yield(pipeline.Object{}, fmt.Errorf("list %s: %w", s.uri, err))
-						return
-					}
-				}
-				if !first && key <= last {
-					what := "goes backwards"
-					if key == last {
-						what = "repeats a key"
-					}
-					yield(pipeline.Object{}, fmt.Errorf("list %s: the server's listing %s: %q after %q; refusing to build a tree from it (buggy S3 server?)", s.uri, what, key, last))
+				obj, objErr, skip, err := c.next(s, &out.Contents[i], out.EncodingType, s.prefix)
+				if err != nil {
+					yield(pipeline.Object{}, err)
 					return
 				}
-				first, last = false, key
-				rel, ok := strings.CutPrefix(key, s.prefix)
-				if !ok {
-					yield(pipeline.Object{}, fmt.Errorf("list %s: the server listed key %q, which is outside the prefix %q", s.uri, key, s.prefix))
-					return
-				}
-				size := aws.ToInt64(o.Size)
-				if size == 0 && (rel == "" || strings.HasSuffix(rel, "/")) {
-					s.log.Debug("s3: skipping folder marker", "uri", s.uri, "key", key)
+				if skip {
 					continue
 				}
-				obj := pipeline.Object{
-					Key:     rel,
-					Size:    size,
-					ModTime: aws.ToTime(o.LastModified),
-					ETag:    unquoteETag(aws.ToString(o.ETag)),
-				}
-				if err := lakeproof.CheckKey(rel); err != nil {
-					if !yield(obj, &pipeline.ObjectError{Key: rel, Op: "key", Err: fmt.Errorf("S3 object s3://%s/%s: %w", s.bucket, key, err)}) {
-						return
-					}
-					continue
-				}
-				if !yield(obj, nil) {
+				if !yield(obj, objErr) {
 					return
 				}
 			}
-			if !aws.ToBool(out.IsTruncated) {
+		}
+	}
+}
+
+// keyChecker turns listed objects, in the order they are to be yielded, into
+// what Objects yields, and refuses keys that do not strictly increase.
+type keyChecker struct {
+	last    string
+	started bool
+}
+
+// next checks one listed object o, whose key must start with under (the
+// prefix listed, which lies within s.prefix). It returns the object and,
+// for a key that is not a valid dataset key, its *pipeline.ObjectError;
+// skip for a folder marker; or a fatal error that ends the sequence.
+func (c *keyChecker) next(s *Source, o *types.Object, enc types.EncodingType, under string) (obj pipeline.Object, objErr error, skip bool, fatal error) {
+	key := aws.ToString(o.Key)
+	if enc == types.EncodingTypeUrl {
+		var err error
+		if key, err = unescapeKey(key); err != nil {
+			return obj, nil, false, fmt.Errorf("list %s: %w", s.uri, err)
+		}
+	}
+	if c.started && key <= c.last {
+		what := "goes backwards"
+		if key == c.last {
+			what = "repeats a key"
+		}
+		return obj, nil, false, fmt.Errorf("list %s: the server's listing %s: %q after %q; refusing to build a tree from it (buggy S3 server?)", s.uri, what, key, c.last)
+	}
+	c.started, c.last = true, key
+	if !strings.HasPrefix(key, under) {
+		return obj, nil, false, fmt.Errorf("list %s: the server listed key %q, which is outside the prefix %q", s.uri, key, under)
+	}
+	rel := strings.TrimPrefix(key, s.prefix)
+	size := aws.ToInt64(o.Size)
+	if size == 0 && (rel == "" || strings.HasSuffix(rel, "/")) {
+		s.log.Debug("s3: skipping folder marker", "uri", s.uri, "key", key)
+		return obj, nil, true, nil
+	}
+	obj = pipeline.Object{
+		Key:     rel,
+		Size:    size,
+		ModTime: aws.ToTime(o.LastModified),
+		ETag:    unquoteETag(aws.ToString(o.ETag)),
+	}
+	if err := lakeproof.CheckKey(rel); err != nil {
+		return obj, &pipeline.ObjectError{Key: rel, Op: "key", Err: fmt.Errorf("S3 object s3://%s/%s: %w", s.bucket, key, err)}, false, nil
+	}
+	return obj, nil, false, nil
+}
+
+// pages yields the ListObjectsV2 pages of the keys under prefix (grouped at
+// delimiter when it is not empty), one at a time, and ends after the first
+// error.
+func (s *Source) pages(ctx context.Context, prefix, delimiter string) iter.Seq2[*s3.ListObjectsV2Output, error] {
+	return func(yield func(*s3.ListObjectsV2Output, error) bool) {
+		var token, prevToken string
+		for {
+			out, err := s.listPage(ctx, prefix, delimiter, token)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(out, nil) || !aws.ToBool(out.IsTruncated) {
 				return
 			}
 			prevToken, token = token, aws.ToString(out.NextContinuationToken)
 			if token == "" || token == prevToken {
-				yield(pipeline.Object{}, fmt.Errorf("list %s: the server says the listing is truncated but gives no new continuation token (buggy S3 server?)", s.uri))
+				yield(nil, fmt.Errorf("list %s: the server says the listing of %q is truncated but gives no new continuation token (buggy S3 server?)", s.uri, prefix))
 				return
 			}
 		}
 	}
 }
 
-// listPage fetches one page of up to 1000 keys after token.
-func (s *Source) listPage(ctx context.Context, token string) (*s3.ListObjectsV2Output, error) {
+// listPage fetches one page of up to 1000 keys under prefix after token.
+func (s *Source) listPage(ctx context.Context, prefix, delimiter, token string) (*s3.ListObjectsV2Output, error) {
 	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(s.prefix),
+		Prefix: aws.String(prefix),
 		// Keys may hold characters XML 1.0 cannot carry; ask for them
 		// URL-encoded so such a key becomes an ObjectError, not a broken
 		// listing.
 		EncodingType: types.EncodingTypeUrl,
+	}
+	if delimiter != "" {
+		in.Delimiter = aws.String(delimiter)
 	}
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
@@ -116,6 +152,9 @@ func (s *Source) listPage(ctx context.Context, token string) (*s3.ListObjectsV2O
 			return out, nil
 		}
 		if ctx.Err() != nil || attempt >= listPageRetries || !transient(err) {
+			if prefix != s.prefix {
+				return nil, fmt.Errorf("list %s (keys under %q): %w", s.uri, prefix, err)
+			}
 			return nil, fmt.Errorf("list %s: %w", s.uri, err)
 		}
 		s.log.Debug("s3: retrying listing page", "uri", s.uri, "err", err)

@@ -39,6 +39,9 @@ const (
 	// DefaultMaxConns is the number of idle connections kept to the
 	// server; it should be at least the number of concurrent readers.
 	DefaultMaxConns = 256
+	// DefaultListConcurrency is the number of "directories" listed at
+	// once by Objects.
+	DefaultListConcurrency = 4
 	// defaultMaxAttempts is the SDK retryer's attempt count per request
 	// unless AWS_MAX_ATTEMPTS says otherwise.
 	defaultMaxAttempts = 8
@@ -73,6 +76,12 @@ type Options struct {
 	// by all readers of the Source together; each reader gets at least one
 	// part at a time. Zero means DefaultReadAheadMemory.
 	ReadAheadMemory int64
+	// ListConcurrency is the number of top-level "directories" (common
+	// prefixes at '/' under the dataset prefix) listed at once by Objects,
+	// each holding at most two pages of 1000 keys. Zero means
+	// DefaultListConcurrency; 1 lists with one sequential ListObjectsV2
+	// stream and no delimiter.
+	ListConcurrency int
 	// MaxConns is the connection pool size. Zero means DefaultMaxConns.
 	MaxConns int
 	// Logger receives debug messages (skipped folder markers, retries).
@@ -90,6 +99,7 @@ type Source struct {
 	endpoint string // for messages
 	partSize int64
 	partConc int
+	listConc int
 	log      *slog.Logger
 	bufs     sync.Pool     // *[]byte of len partSize
 	slots    chan struct{} // one token per part buffer in use, bounding read-ahead memory
@@ -153,10 +163,14 @@ func New(ctx context.Context, uri string, opts Options) (*Source, error) {
 		uri:      "s3://" + bucket + "/" + prefix,
 		partSize: opts.PartSize,
 		partConc: opts.PartConcurrency,
+		listConc: opts.ListConcurrency,
 		log:      opts.Logger,
 	}
 	if s.partSize <= 0 {
 		s.partSize = DefaultPartSize
+	}
+	if s.listConc <= 0 {
+		s.listConc = DefaultListConcurrency
 	}
 	if s.partConc <= 0 {
 		s.partConc = DefaultPartConcurrency
