@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -39,7 +41,15 @@ func main() {
 	jobs := fset.Int("j", 32, "concurrent requests")
 	fset.Parse(os.Args[2:])
 	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx)
+	// Keep a connection per worker alive (the SDK's default pool keeps few
+	// idle connections per host), and skip response checksum validation, so
+	// that this is the plain ceiling of the server.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = 2 * *jobs
+		t.MaxIdleConnsPerHost = 2 * *jobs
+	})
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired))
 	if err != nil {
 		fail(err)
 	}
