@@ -435,11 +435,7 @@ func (s *Server) serveEntries(w http.ResponseWriter, r *http.Request, addr strin
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, a, err := s.pathChannel(r, c)
 	if err != nil {
 		return err
 	}
@@ -661,11 +657,7 @@ func (s *Server) searchChannels(w http.ResponseWriter, r *http.Request, c *calle
 }
 
 func (s *Server) getChannelInfo(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	_, a, err := s.pathChannel(r, c)
 	if err != nil {
 		return err
 	}
@@ -744,11 +736,7 @@ func (s *Server) updateChannelInfo(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (s *Server) deleteChannelInfo(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, a, err := s.pathChannel(r, c)
 	if err != nil {
 		return err
 	}
@@ -767,4 +755,15 @@ func (s *Server) deleteChannelInfo(w http.ResponseWriter, r *http.Request, c *ca
 func subscriptionLink(addr, did string) string {
 	h := sha256.Sum256([]byte(addr + "\n" + did))
 	return addr[:80] + ":" + hex.EncodeToString(h[:12])
+}
+
+// pathChannel reads the channel address from the route path and returns
+// the caller's access to it (404 if the caller may not see the channel).
+func (s *Server) pathChannel(r *http.Request, c *caller) (string, access, error) {
+	addr, err := pathAddr(r)
+	if err != nil {
+		return "", access{}, err
+	}
+	a, err := s.visibleChannel(r.Context(), addr, c)
+	return addr, a, err
 }

@@ -171,11 +171,7 @@ func (s *Server) revokeSubscription(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, a, err := s.pathChannel(r, c)
 	if err != nil {
 		return err
 	}
@@ -331,11 +327,7 @@ func (s *Server) deleteSubscription(w http.ResponseWriter, r *http.Request, c *c
 // rights after every wake-up and ends with "event: revoked" when they are
 // gone.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) error {
-	addr, err := pathAddr(r)
-	if err != nil {
-		return err
-	}
-	a, err := s.visibleChannel(r.Context(), addr, c)
+	addr, a, err := s.pathChannel(r, c)
 	if err != nil {
 		return err
 	}
@@ -426,12 +418,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *caller) error
 // from the path of a /subscriptions/{addr}/{id} route and returns the
 // caller's access to that channel (404 if the caller may not see it).
 func (s *Server) subscriptionTarget(r *http.Request, c *caller) (addr, did string, a access, err error) {
-	if addr, err = pathAddr(r); err != nil {
-		return
-	}
 	if did, err = pathDID(r, "id"); err != nil {
 		return
 	}
-	a, err = s.visibleChannel(r.Context(), addr, c)
+	addr, a, err = s.pathChannel(r, c)
 	return
 }
