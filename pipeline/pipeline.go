@@ -238,7 +238,7 @@ func (w *worker) hash(ctx context.Context, obj *Object) (lakeproof.Hash, *Object
 		n      int64
 	)
 	if ra, ok := rc.(io.ReaderAt); ok && w.large > 0 && obj.Size >= w.large && w.workers > 1 {
-		digest, err = hashLarge(ctx, ra, obj.Size, w.workers, len(w.buf))
+		digest, err = hashLarge(ctx, ra, obj.Size, w.workers)
 		n = obj.Size
 	} else {
 		digest, n, err = w.stream(ctx, rc, obj.Size)

@@ -13,11 +13,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/zeebo/blake3"
 
 	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/index"
 	"github.com/lakeproof/lakeproof/pipeline"
+	"github.com/lakeproof/lakeproof/pipeline/parhash"
 	"github.com/lakeproof/lakeproof/sources/local"
 )
 
@@ -167,16 +167,17 @@ func hashFile(ctx context.Context, path string) (uint64, lakeproof.Hash, error) 
 	if err != nil {
 		return 0, d, fmt.Errorf("open %s: %w", path, err)
 	}
-	h := blake3.New()
-	n, err := io.Copy(h, rc)
+	// The same hasher as the pipeline: large files are hashed by parallel
+	// BLAKE3 subtrees; exactly st.Size() bytes are read, and Close reports
+	// a file that changed while it was read.
+	sum, err := parhash.SumObject(ctx, rc, st.Size(), parhash.Options{})
 	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return 0, d, fmt.Errorf("read %s: %w", path, err)
 	}
-	h.Sum(d[:0])
-	return uint64(n), d, nil
+	return uint64(st.Size()), lakeproof.Hash(sum), nil
 }
 
 // verifyCounts are the outcomes of verify --index.
