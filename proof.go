@@ -30,6 +30,8 @@ type Bundle struct {
 	Inclusion []Hash       `json:"inclusion"`
 	Root      Hash         `json:"root"`
 	Dataset   *DatasetInfo `json:"dataset,omitempty"`
+	// Anchor is present exactly in BundleFormatAnchored bundles.
+	Anchor *Anchored `json:"anchor,omitempty"`
 }
 
 // DatasetInfo is informational context carried in a bundle. It is not
@@ -49,10 +51,13 @@ var (
 	ErrProofMismatch   = errors.New("inclusion proof does not lead to the root")
 )
 
-// ParseBundle decodes and validates a version 1 bundle. It is strict:
-// unknown fields, trailing data, a wrong format string, an invalid key, an
-// out-of-range leaf index or an inclusion path of the wrong length for
-// (leaf_index, tree_size) are all errors wrapping ErrMalformedBundle.
+// ParseBundle decodes and validates a version 1 (BundleFormat) or two-level
+// (BundleFormatAnchored) bundle. It is strict: unknown fields, trailing
+// data, a wrong format string, an invalid key, an out-of-range leaf index,
+// an inclusion path of the wrong length for (leaf_index, tree_size), an
+// "anchor" in a version 1 bundle or its absence in a two-level one, and an
+// anchor whose entry or tlog-proof is malformed (ParseLogProof) are all
+// errors wrapping ErrMalformedBundle. It checks no proof or signature.
 func ParseBundle(data []byte) (*Bundle, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrMalformedBundle, fmt.Sprintf(format, args...))
@@ -69,8 +74,13 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, bad("trailing data after the JSON object")
 	}
-	if b.Format != BundleFormat {
-		return nil, bad("format is %q, want %q", b.Format, BundleFormat)
+	switch {
+	case b.Format == BundleFormat && b.Anchor != nil:
+		return nil, bad("format %q has no anchor field (a two-level bundle is %q)", BundleFormat, BundleFormatAnchored)
+	case b.Format == BundleFormatAnchored && b.Anchor == nil:
+		return nil, bad("format %q requires the anchor field", BundleFormatAnchored)
+	case b.Format != BundleFormat && b.Format != BundleFormatAnchored:
+		return nil, bad("format is %q, want %q or %q", b.Format, BundleFormat, BundleFormatAnchored)
 	}
 	if err := CheckKey(b.Key); err != nil {
 		return nil, bad("%v", err)
@@ -80,6 +90,11 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	if want := InclusionProofLen(b.LeafIndex, b.TreeSize); len(b.Inclusion) != want {
 		return nil, bad("inclusion path has %d hashes, want %d for leaf %d of %d", len(b.Inclusion), want, b.LeafIndex, b.TreeSize)
+	}
+	if b.Anchor != nil {
+		if _, err := b.Anchor.Parse(); err != nil {
+			return nil, err
+		}
 	}
 	return &b, nil
 }

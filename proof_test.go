@@ -114,6 +114,9 @@ func FuzzParseBundle(f *testing.F) {
 	f.Add(bundleOf(f, 0, 1).Marshal())
 	f.Add(bundleOf(f, 3, 7).Marshal())
 	f.Add([]byte(`{"format":"lakeproof/proof/v1","key":"a","size":0,"digest":"00","leaf_index":0,"tree_size":1,"inclusion":[],"root":"00"}`))
+	if golden, err := os.ReadFile("testdata/anchored/bundle.json"); err == nil {
+		f.Add(golden) // a two-level bundle (anchor/golden_test.go)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := lakeproof.ParseBundle(data)
 		if err != nil {

@@ -3,6 +3,7 @@ package index
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/lakeproof/lakeproof"
 )
@@ -30,6 +31,18 @@ type Shard struct {
 	// Plan is the BLAKE3 of the split points every shard of the run used;
 	// shards of one run have the same plan.
 	Plan lakeproof.Hash `json:"plan"`
+	// Compact, if set, is the compact range of the shard's own entries
+	// (docs/FORMAT.md §8.2); merge checks the shard's rows against it.
+	Compact *Compact `json:"compact,omitempty"`
+}
+
+// Compact is a compact range (transparency-dev/merkle/compact, RFC 6962
+// shape, lakeproof.Hasher) over leaves [0, Size) of a tree: the roots of
+// its perfect subtrees, left to right, one per bit set in Size. The root of
+// those leaves follows from Hashes alone.
+type Compact struct {
+	Size   uint64           `json:"size"`
+	Hashes []lakeproof.Hash `json:"hashes"`
 }
 
 // Validate checks the fields of a shard description.
@@ -45,6 +58,8 @@ func (s *Shard) Validate() error {
 		return errors.New("the last shard must end at the end of the key space")
 	case s.End != "" && s.End <= s.Start:
 		return fmt.Errorf("shard range [%q, %q) is empty or reversed", s.Start, s.End)
+	case s.Compact != nil && len(s.Compact.Hashes) != bits.OnesCount64(s.Compact.Size):
+		return fmt.Errorf("shard compact range of size %d has %d hashes, want %d", s.Compact.Size, len(s.Compact.Hashes), bits.OnesCount64(s.Compact.Size))
 	}
 	return nil
 }

@@ -274,6 +274,16 @@ func (w *Writer) AddError(oe ObjectError) error {
 	return nil
 }
 
+// Range returns the compact range of the entries added so far (for a
+// shard's summary, Shard.Compact).
+func (w *Writer) Range() *Compact {
+	c := &Compact{Size: w.files, Hashes: []lakeproof.Hash{}}
+	for _, h := range w.tree.Hashes() {
+		c.Hashes = append(c.Hashes, lakeproof.Hash(h))
+	}
+	return c
+}
+
 // Root returns the root of the entries added so far.
 func (w *Writer) Root() lakeproof.Hash {
 	if w.files == 0 {

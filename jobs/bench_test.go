@@ -110,6 +110,7 @@ func BenchmarkMerge(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		sh.Compact = w.Range()
 		if _, err := w.Commit(ctx); err != nil {
 			b.Fatal(err)
 		}

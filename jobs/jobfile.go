@@ -28,6 +28,9 @@ type Job struct {
 type Defaults struct {
 	Workers     int          `yaml:"workers"`
 	Incremental *Incremental `yaml:"incremental"`
+	// Anchor holds anchor settings shared by the datasets (typically
+	// gateway and key); a dataset is anchored when its channel is set.
+	Anchor *Anchor `yaml:"anchor"`
 }
 
 // Dataset is one dataset of a job.
@@ -43,6 +46,9 @@ type Dataset struct {
 	Incremental *Incremental `yaml:"incremental"`
 	AppendOnly  bool         `yaml:"append_only"`
 	SkipErrors  bool         `yaml:"skip_errors"`
+	// Anchor, with a channel (here or in defaults), anchors every version
+	// the run publishes (see anchor.go).
+	Anchor *Anchor `yaml:"anchor"`
 }
 
 // Incremental is the reuse policy of a dataset.
@@ -212,6 +218,10 @@ func (v *validator) job(j *Job) {
 			}
 		}
 		v.incremental(yp+".incremental", fp+".incremental", d.Incremental)
+		v.anchor(yp, fp, d.Anchor, j.Defaults.Anchor)
+	}
+	if a := j.Defaults.Anchor; a != nil {
+		v.anchorFields("$.defaults.anchor", "defaults.anchor", a)
 	}
 }
 

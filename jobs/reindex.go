@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type IndexOptions struct {
 	SkipErrors bool
 	// Previous is the path of the predecessor index; "" for a full run.
 	Previous string
+	// PreviousDir, if not nil, is the predecessor index read from
+	// elsewhere (an index version on S3); it takes precedence over Previous.
+	PreviousDir index.Dir
 	// VerifySample is the fraction (0..1) of reusable objects re-hashed
 	// anyway and compared with the predecessor's digest.
 	VerifySample float64
@@ -261,6 +265,10 @@ func (r *reuser) finish(sum index.Summary) error {
 // unchanged objects of opts.Previous. See the package invariants.
 func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexResult, error) {
 	start := time.Now()
+	if opts.Shard != nil {
+		sh := *opts.Shard // Commit records the shard's compact range in it
+		opts.Shard = &sh
+	}
 	res := &IndexResult{Index: opts.Out, Source: src.URI(), Shard: opts.Shard}
 	if opts.VerifySample < 0 || opts.VerifySample > 1 {
 		return res, fmt.Errorf("verify sample %g: must be between 0 and 1", opts.VerifySample)
@@ -277,13 +285,21 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
 	ru := &reuser{res: res, shard: opts.Shard, all: opts.RehashAll, tree: rf.NewEmptyRange(0)}
 	var prevSum index.Summary
-	if opts.Previous != "" {
-		ix, err := index.Open(ctx, opts.Previous)
+	prevDir := opts.PreviousDir
+	if prevDir == nil && opts.Previous != "" {
+		prevDir = index.LocalDir(opts.Previous)
+		if _, err := os.Stat(opts.Previous); err != nil {
+			return res, fmt.Errorf("%w: %w", ErrPredecessor, err)
+		}
+	}
+	if prevDir != nil {
+		opts.Previous = prevDir.String()
+		ix, err := index.OpenDir(ctx, prevDir)
 		if err != nil {
 			return res, fmt.Errorf("%w: %w", ErrPredecessor, err)
 		}
 		defer ix.Close()
-		digest, sum, err := index.SummaryDigest(ctx, index.LocalDir(opts.Previous))
+		digest, sum, err := index.SummaryDigest(ctx, prevDir)
 		if err != nil {
 			return res, fmt.Errorf("%w: %w", ErrPredecessor, err)
 		}
@@ -382,6 +398,9 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 		return res, fmt.Errorf("index %s: %w: %d changed, %d missing; nothing written to %s",
 			src.URI(), ErrAppendOnly, res.ChangedCount, res.MissingCount, opts.Out)
 	}
+	if opts.Shard != nil {
+		opts.Shard.Compact = w.Range() // recorded by Commit (Meta.Shard is opts.Shard)
+	}
 	sum, err := w.Commit(ctx)
 	if err != nil {
 		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, opts.Out)
@@ -394,36 +413,16 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 	return res, nil
 }
 
-// rangeSource lists only the keys of one shard. It stops the underlying
-// listing at the shard's end.
+// rangeSource lists only the keys of one shard: with the source's
+// ObjectsRange when it has one (no listing outside the range), else by
+// filtering its listing, which stops at the shard's end.
 type rangeSource struct {
 	pipeline.Source
 	shard index.Shard
 }
 
 func (s rangeSource) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
-	return func(yield func(pipeline.Object, error) bool) {
-		for o, err := range s.Source.Objects(ctx) {
-			key := o.Key
-			var oe *pipeline.ObjectError
-			if err != nil && errors.As(err, &oe) && key == "" {
-				key = oe.Key
-			}
-			if err != nil && oe == nil {
-				yield(o, err)
-				return
-			}
-			if key < s.shard.Start {
-				continue
-			}
-			if s.shard.End != "" && key >= s.shard.End {
-				return
-			}
-			if !yield(o, err) {
-				return
-			}
-		}
-	}
+	return listRange(ctx, s.Source, s.shard.Start, s.shard.End)
 }
 
 var _ io.Closer = (*journalWriter)(nil)

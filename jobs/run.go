@@ -34,6 +34,15 @@ type RunOptions struct {
 	OnError func(dataset string, e *pipeline.ObjectError)
 	// Progress, if not nil, is shared by the datasets' pipelines.
 	Progress *pipeline.Progress
+	// OpenDest opens an index destination URI that is not a local path
+	// (s3://…); nil refuses such destinations.
+	OpenDest func(ctx context.Context, uri string) (Dest, error)
+	// WorkDir is the local directory where indexes for remote destinations
+	// are built and journaled before upload; "" means DefaultWorkDir().
+	WorkDir string
+	// Anchor anchors published versions of datasets with an anchor
+	// channel; nil fails those datasets (after publishing).
+	Anchor AnchorFunc
 }
 
 // DatasetReport is the outcome of one dataset of a run.
@@ -42,8 +51,9 @@ type DatasetReport struct {
 	Action   string `json:"action"` // "index", "shard", "merge", or for dry runs what would be done
 	Previous string `json:"previous_index,omitempty"`
 	*IndexResult
-	Error string `json:"error,omitempty"`
-	err   error
+	Anchor *AnchorReport `json:"anchor,omitempty"`
+	Error  string        `json:"error,omitempty"`
+	err    error
 }
 
 // RunReport is the outcome of a run.
@@ -158,8 +168,15 @@ func shardDir(dest, runID string) string { return filepath.Join(dest, "shards", 
 func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func() time.Time) (dr DatasetReport) {
 	dr.Name = d.Name
 	workers, mode, sample := j.Policy(d)
+	opts := IndexOptions{
+		Tool: o.Tool, Workers: workers, SkipErrors: d.SkipErrors, AppendOnly: d.AppendOnly,
+		RehashAll: mode == ModeRehashAll, VerifySample: sample, Progress: o.Progress,
+	}
+	if o.OnError != nil {
+		opts.OnError = func(e *pipeline.ObjectError) { o.OnError(d.Name, e) }
+	}
 	if strings.Contains(d.Index, "://") {
-		dr.err = fmt.Errorf("index destination %s: only local directories are supported by lakeproof run so far", d.Index)
+		runRemote(ctx, j, d, o, opts, mode != ModeOff, now, &dr)
 		return dr
 	}
 	prev := ""
@@ -203,17 +220,11 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 			Errors: sum.Errors, Previous: sum.Previous, Published: true, Seconds: time.Since(start).Seconds()}
 		// The shards are redundant once merged into a published version.
 		os.RemoveAll(shardDir(d.Index, o.RunID))
+		anchorVersion(ctx, j, d, o, out, &dr)
 		return dr
-	}
-	opts := IndexOptions{
-		Tool: o.Tool, Workers: workers, SkipErrors: d.SkipErrors, AppendOnly: d.AppendOnly,
-		RehashAll: mode == ModeRehashAll, VerifySample: sample, Progress: o.Progress,
 	}
 	if prev != "" {
 		opts.Previous = prev
-	}
-	if o.OnError != nil {
-		opts.OnError = func(e *pipeline.ObjectError) { o.OnError(d.Name, e) }
 	}
 	if o.DryRun {
 		dr.Action = "index"
@@ -278,7 +289,7 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 			}
 			s := ix.Summary()
 			ix.Close()
-			if s.Shard == nil || *s.Shard != *opts.Shard {
+			if s.Shard == nil || !sameRange(s.Shard, opts.Shard) {
 				dr.err = fmt.Errorf("%w: %s exists and is not shard %d/%d of this plan", ErrShard, opts.Out, o.ShardIndex, o.ShardCount)
 				return dr
 			}
@@ -292,6 +303,9 @@ func runDataset(ctx context.Context, j *Job, d *Dataset, o RunOptions, now func(
 		removeStaleTemps(d.Index)
 	}
 	dr.IndexResult, dr.err = Index(ctx, src, opts)
+	if dr.err == nil && dr.IndexResult.Published && o.ShardCount == 0 {
+		anchorVersion(ctx, j, d, o, opts.Out, &dr)
+	}
 	return dr
 }
 
@@ -314,8 +328,17 @@ type filterSource struct {
 }
 
 func (s filterSource) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	return s.filter(s.Source.Objects(ctx))
+}
+
+// ObjectsRange filters the source's range listing (RangeLister).
+func (s filterSource) ObjectsRange(ctx context.Context, start, end string) iter.Seq2[pipeline.Object, error] {
+	return s.filter(listRange(ctx, s.Source, start, end))
+}
+
+func (s filterSource) filter(seq iter.Seq2[pipeline.Object, error]) iter.Seq2[pipeline.Object, error] {
 	return func(yield func(pipeline.Object, error) bool) {
-		for o, err := range s.Source.Objects(ctx) {
+		for o, err := range seq {
 			key := o.Key
 			var oe *pipeline.ObjectError
 			if err != nil {

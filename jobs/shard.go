@@ -157,12 +157,31 @@ func PlanFromIndex(ctx context.Context, prev string, n int) (Plan, error) {
 	return sp.finish(), nil
 }
 
-// PlanFromSource splits by a metadata-only listing of src (two listings:
-// one for the total, one for the split keys). Shards that plan while the
-// source changes may disagree; merge then refuses them (plan hashes differ).
+// PlanFromSource plans n shards of src without a predecessor. When src can
+// list one directory level (ChildLister: local directories, S3 delimited
+// listings), the plan comes from a few such listings (planFromChildren:
+// cheap, balanced by bytes for a flat dataset of up to 100,000 objects and
+// by number of directories otherwise). Else, or when the top levels are too
+// large, it splits by a metadata-only listing of src (two listings: one for
+// the total, one for the split keys). Shards that plan while the source
+// changes may disagree; merge then refuses them (plan hashes differ).
 func PlanFromSource(ctx context.Context, src pipeline.Source, n int) (Plan, error) {
 	if n < 1 {
 		return Plan{}, fmt.Errorf("%w: count %d", ErrShard, n)
+	}
+	if n == 1 {
+		return Plan{Count: 1}, nil
+	}
+	cl, ok := src.(ChildLister)
+	if f, filtered := src.(filterSource); filtered {
+		// Directories are weighed whole, whatever the globs select.
+		cl, ok = f.Source.(ChildLister)
+	}
+	if ok {
+		p, ok, err := planFromChildren(ctx, cl, n)
+		if err != nil || ok {
+			return p, err
+		}
 	}
 	var total uint64
 	for o, err := range src.Objects(ctx) {
@@ -337,6 +356,10 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 				send(batch{err: fmt.Errorf("merge: shard %s: %w: rows give root %s, summary.json says %s", s.dir, index.ErrCorrupt, root, s.sum.Root)})
 				return
 			}
+			if c := s.sum.Shard.Compact; c != nil && !sameCompact(c, tree) {
+				send(batch{err: fmt.Errorf("merge: shard %s: %w: its rows do not give the compact range in summary.json", s.dir, index.ErrCorrupt)})
+				return
+			}
 			if !send(batch{es: buf, s: s}) {
 				return
 			}
@@ -368,6 +391,26 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 		return none, fmt.Errorf("merge: internal error: %d of %d shards copied", done, count)
 	}
 	return w.Commit(ctx)
+}
+
+// sameRange reports whether two shard descriptions are the same shard of
+// the same plan (their compact ranges aside).
+func sameRange(a, b *index.Shard) bool {
+	return a.Index == b.Index && a.Count == b.Count && a.Start == b.Start && a.End == b.End && a.Plan == b.Plan
+}
+
+// sameCompact reports whether c is the compact range r.
+func sameCompact(c *index.Compact, r *compact.Range) bool {
+	hs := r.Hashes()
+	if r.Begin() != 0 || c.Size != r.End() || len(c.Hashes) != len(hs) {
+		return false
+	}
+	for i, h := range hs {
+		if lakeproof.Hash(h) != c.Hashes[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func samePrevious(a, b *index.Previous) bool {

@@ -312,6 +312,9 @@ func (s *Server) appendLog(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err != nil {
 		return errf(http.StatusBadRequest, "%v", err)
 	}
+	if len(leaf) > MaxLogEntry {
+		return errf(http.StatusRequestEntityTooLarge, "the signed entry has %d bytes; a channel log entry may have at most %d (C2SP tlog-tiles entry bundles)", len(leaf), MaxLogEntry)
+	}
 	// The caller's registration is checked inside the append transaction
 	// (deferredIdentity), like its rights.
 	e, err := s.cfg.Store.Append(r.Context(), AppendRequest{ChannelAddress: addr, Leaf: leaf, Writer: c.ID, Created: created, RequireRegistered: c.unchecked})
@@ -534,6 +537,12 @@ func (s *Server) validateOne(ctx context.Context, addr string, it validateItem, 
 	}
 	if err := se.Verify(s.did); err != nil {
 		return "signature does not match writer: stored entry: " + err.Error()
+	}
+	// The channel's transparency log must hold this entry at its index:
+	// catches rows altered together with their leaf_hash, moved or
+	// reordered.
+	if msg := s.checkLogLeaf(ctx, e); msg != "" {
+		return msg
 	}
 	if !bytes.Equal(canonLog(it.Log), canonLog(se.Statement.Log)) {
 		res.TangleLog = &se.Statement.Log

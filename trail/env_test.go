@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ type env struct {
 	skew   atomic.Int64 // added to the server clock, in ns
 	admin  *trail.Client
 	secret []byte
+	// noteKey signs channel checkpoints.
+	noteKey *trail.NoteKey
 }
 
 func newEnv(t testing.TB, mods ...func(*trail.Config)) *env {
@@ -42,8 +45,13 @@ func newEnv(t testing.TB, mods ...func(*trail.Config)) *env {
 	_, gw, _ := ed25519.GenerateKey(rand.Reader)
 	adminPub, adminKey, _ := ed25519.GenerateKey(rand.Reader)
 	e.secret = bytes.Repeat([]byte{7}, 32)
+	nk, err := trail.LoadOrCreateNoteKey(filepath.Join(e.dir, "log-note.key"), "test-gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.noteKey = nk
 	cfg := trail.Config{
-		Store: st, GatewayKey: gw, JWTSecret: e.secret, RateLimit: -1,
+		Store: st, GatewayKey: gw, JWTSecret: e.secret, RateLimit: -1, NoteKey: nk,
 		Admins: []string{trail.DIDFromPublicKey(adminPub)},
 		Now:    func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) },
 	}

@@ -23,7 +23,12 @@ type metrics struct {
 	duration *prometheus.HistogramVec // method, route
 	appended prometheus.Counter
 	streams  prometheus.Gauge
-	handler  http.Handler
+	// checkpointsSigned and checkpointsRefused count channel checkpoint
+	// signatures, and refusals because the stored log does not extend
+	// the latest signed checkpoint (any refusal means the store was
+	// altered: alert on it).
+	checkpointsSigned, checkpointsRefused prometheus.Counter
+	handler                               http.Handler
 }
 
 func newMetrics() *metrics {
@@ -45,8 +50,14 @@ func newMetrics() *metrics {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lakeproof_trail_event_streams", Help: "Open server-sent event streams.",
 		}),
+		checkpointsSigned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakeproof_trail_checkpoints_signed_total", Help: "Channel checkpoints signed.",
+		}),
+		checkpointsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lakeproof_trail_checkpoints_refused_total", Help: "Channel checkpoints not signed because the stored log does not extend the latest signed one (the store was altered).",
+		}),
 	}
-	m.reg.MustRegister(m.total, m.failed, m.duration, m.appended, m.streams,
+	m.reg.MustRegister(m.total, m.failed, m.duration, m.appended, m.streams, m.checkpointsSigned, m.checkpointsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m

@@ -31,6 +31,14 @@ func (s *Server) apiRoutes() []Route {
 		{"POST", "/channels/validate/{addr}", "Validate entries against the log and their signatures", "jwt", s.validate},
 		{"GET", "/channels/events/{addr}", "Server-sent events of new entries", "jwt", s.events},
 
+		{"GET", "/channels/log/{addr}/checkpoint", "Latest signed checkpoint of the channel's transparency log (C2SP tlog-checkpoint)", "none", s.getCheckpoint},
+		{"GET", "/channels/log/{addr}/tile/{L}/{N...}", "Hash tile of the channel log (C2SP tlog-tiles)", "none", s.getTile},
+		{"GET", "/channels/log/{addr}/tile/entries/{N...}", "Entry bundle of the channel log (C2SP tlog-tiles; read rights)", "optional", s.getEntryBundle},
+		{"GET", "/channels/log/{addr}/proof/inclusion", "Inclusion proof of an entry index in a tree size", "none", s.getInclusionProof},
+		{"GET", "/channels/log/{addr}/proof/consistency", "Consistency proof between two tree sizes", "none", s.getConsistencyProof},
+		{"GET", "/channels/log/{addr}/entry/{index}", "One entry's verbatim bytes (read rights)", "optional", s.getEntry},
+		{"GET", "/channels/log/{addr}/verify", "Full integrity check of the channel log (author or Admin)", "jwt", s.verifyLog},
+
 		{"GET", "/channel-info/search", "Search channels (plain matching)", "jwt", s.searchChannels},
 		{"GET", "/channel-info/channel/{addr}", "Get channel info", "jwt", s.getChannelInfo},
 		{"POST", "/channel-info/channel", "Add channel info", "jwt", s.addChannelInfo},

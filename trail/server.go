@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"net"
@@ -40,19 +41,24 @@ type Config struct {
 	RateBurst  int                // default 2×RateLimit
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// NoteKey signs channel checkpoints (its name is the log name of the
+	// checkpoint origins). Without it the checkpoint route answers 503;
+	// tiles and proofs are still served.
+	NoteKey *NoteKey
 }
 
 // Server is the audit-trail gateway HTTP API.
 type Server struct {
-	cfg      Config
-	did      string
-	mux      *http.ServeMux
-	hub      *hub
-	metrics  *metrics
-	limiter  *limiter
-	closing  chan struct{}
-	closeOne sync.Once
-	routes   []Route
+	cfg       Config
+	did       string
+	mux       *http.ServeMux
+	hub       *hub
+	metrics   *metrics
+	limiter   *limiter
+	closing   chan struct{}
+	closeOne  sync.Once
+	routes    []Route
+	signLocks signLocks
 }
 
 // Route is one API operation; it is served under every prefix in
@@ -136,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		closing: make(chan struct{}),
 	}
+	s.signLocks.seed = maphash.MakeSeed()
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

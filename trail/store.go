@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Sentinel errors of the Store contract. Implementations wrap them (%w);
@@ -232,6 +234,31 @@ type Store interface {
 	EntryByMessageID(ctx context.Context, addr, msgID string) (Entry, error)
 	// Size is the number of entries of a channel (0 for unknown ones).
 	Size(ctx context.Context, addr string) (int64, error)
+
+	// Each channel is also an RFC 6962 (SHA-256) transparency log in the
+	// golang.org/x/mod/sumdb/tlog stored-hash layout: Append, in the same
+	// transaction as the insert of entry n, also stores
+	// tlog.StoredHashesForRecordHash(n, LeafHash(leaf), r) at the
+	// stored-hash indexes tlog.StoredHashIndex(0, n) onward, where r reads
+	// the channel's earlier hashes, including those of earlier entries of
+	// the same batch. So a committed entry always has its hashes, and the
+	// hashes are as immutable as the entries.
+	//
+	// ReadHashes returns the channel's stored hashes at the given tlog
+	// stored-hash indexes, in the order asked (it is a tlog.HashReader);
+	// an error wrapping ErrNotFound if one of them is not stored.
+	ReadHashes(ctx context.Context, addr string, indexes []int64) ([]tlog.Hash, error)
+	// LatestCheckpoint returns the newest signed checkpoint of addr: its
+	// tree size and the signed note bytes, verbatim. ErrNotFound if none.
+	LatestCheckpoint(ctx context.Context, addr string) (size int64, note []byte, err error)
+	// PutCheckpoint stores note as addr's latest signed checkpoint, of
+	// tree size size, only if the latest stored one still has size prev
+	// (prev = -1: none stored yet); otherwise it changes nothing and
+	// returns an error wrapping ErrConflict. This compare-and-swap makes
+	// the signed checkpoints of a channel one linear chain even with
+	// several gateway replicas on one database. The caller (the server)
+	// checks consistency with the previous checkpoint before signing.
+	PutCheckpoint(ctx context.Context, addr string, prev, size int64, note []byte) error
 
 	AddTrustedRoot(ctx context.Context, did string) error
 	TrustedRoots(ctx context.Context) ([]string, error)

@@ -21,6 +21,7 @@ type auditOptions struct {
 	MaxItems   int
 	MaxPending int
 	Report     string // Parquet report path
+	Ch         auditChannelOptions
 	sourceOptions
 }
 
@@ -37,8 +38,8 @@ func init() {
 	register(func() *cobra.Command {
 		var o auditOptions
 		c := &cobra.Command{
-			Use:   "audit SOURCE --index DIR",
-			Short: "Compare a dataset with an index: matched, changed, missing, extra, moved",
+			Use:   "audit SOURCE --index DIR | audit SOURCE --channel ADDR --gateway URL --key FILE --trust-gateway KEY --trust-writer DID [--index DIR]",
+			Short: "Compare a dataset with an index, or with the root anchored on a channel",
 			Long: `Hash every object of SOURCE and compare it with the index DIR.
 
 Each key is matched (same size and digest), changed, missing (in the index,
@@ -47,9 +48,19 @@ found under an extra key). Memory stays bounded: the listing and the index
 are merge-joined in key order; only unmatched keys wait to be paired as moves,
 at most --max-pending of them (beyond that they are reported as missing/extra).
 
+With --channel ADDR (a reader's check of a received copy): find the dataset's
+latest anchor on the channel (signed by a --trust-writer DID, in a checkpoint
+signed by the --trust-gateway key; anchors by other writers are ignored),
+hash SOURCE and compare its root with the anchored root. --dataset NAME picks
+the dataset (default: the --index directory's base name, else the only dataset
+anchored on the channel). With --index DIR, which must be the anchored index
+(its summary.json digest is checked), differences are listed per key.
+
 Exit status: 0 when everything matches, 1 when anything differs or could not
-be read, 4 with --append-only when an object of the index changed or
-disappeared (new objects are allowed), 2 on usage or I/O errors.`,
+be read (with --channel also: no trusted anchor, a bad checkpoint signature,
+an entry not in the signed log, --index not the anchored index), 4 with
+--append-only when an object of the index changed or disappeared (new
+objects are allowed), 2 on usage or I/O errors.`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.Source = args[0]
@@ -65,19 +76,34 @@ disappeared (new objects are allowed), 2 on usage or I/O errors.`,
 		f.IntVar(&o.MaxPending, "max-pending", jobs.DefaultMaxPending, "unmatched keys held in memory to detect moves")
 		f.StringVar(&o.Report, "report-parquet", "", "also write every difference (not only --max-items) to this Parquet file")
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links")
-		c.MarkFlagRequired("index")
+		o.s3Flags.add(f)
+		f.StringVar(&o.Ch.Channel, "channel", "", "compare with the latest root anchored on this channel")
+		f.StringVar(&o.Ch.Gateway, "gateway", "", "gateway URL (with --channel; default $LAKEPROOF_GATEWAY or the key file's)")
+		f.StringVar(&o.Ch.Key, "key", "", "key file of the reading identity (with --channel)")
+		f.StringVar(&o.Ch.JWT, "jwt", "", "bearer token instead of --key (with --channel)")
+		f.StringVar(&o.Ch.APIKey, "api-key", "", "gateway api key (default $LAKEPROOF_API_KEY)")
+		f.StringVar(&o.Ch.Dataset, "dataset", "", "dataset name of the anchor (with --channel)")
+		f.StringVar(&o.Ch.TrustFile, "trust", "", "trust file: {\"gateways\":[KEY…],\"writers\":[DID…]} (with --channel)")
+		f.StringArrayVar(&o.Ch.TrustGateways, "trust-gateway", nil, "gateway note verifier key, or a file holding it (repeatable)")
+		f.StringArrayVar(&o.Ch.TrustWriters, "trust-writer", nil, "DID of a writer whose anchors are trusted (repeatable)")
 		return c
 	})
 }
 
 func runAudit(ctx context.Context, o auditOptions, stdout io.Writer) error {
+	if o.Ch.Channel != "" {
+		return runAuditChannel(ctx, o, stdout)
+	}
 	if o.Index == "" {
-		return usageError{errors.New("--index DIR is required")}
+		return usageError{errors.New("--index DIR (or --channel ADDR) is required")}
+	}
+	if ch := o.Ch; ch.Gateway != "" || ch.Key != "" || ch.JWT != "" || ch.Dataset != "" || ch.TrustFile != "" || len(ch.TrustGateways) > 0 || len(ch.TrustWriters) > 0 {
+		return usageError{errors.New("--gateway, --key, --jwt, --dataset and --trust* only apply with --channel ADDR")}
 	}
 	if o.Workers < 0 || o.MaxItems < 0 || o.MaxPending < 0 {
 		return usageError{errors.New("--workers, --max-items and --max-pending must not be negative")}
 	}
-	ix, err := openIndexAt(ctx, o.Index, s3Flags{})
+	ix, err := openIndexAt(ctx, o.Index, o.s3Flags)
 	if err != nil {
 		return usageError{err}
 	}

@@ -29,6 +29,7 @@ type indexOptions struct {
 	Quiet      bool
 	Progress   bool // draw a progress bar (set when stderr is a terminal)
 	sourceOptions
+	anchor indexAnchorFlags // --anchor ADDR --gateway URL --key FILE (anchor.go)
 }
 
 // indexResult is the machine summary printed by index --json.
@@ -59,10 +60,16 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.Source = args[0]
+				if o.anchor.channel != "" && jf.active() {
+					return usageError{errors.New("--anchor cannot be combined with the batch flags (--previous, --shard, --journal, …); run 'lakeproof anchor' on the published index")}
+				}
 				if jf.active() {
 					return runIndexJob(cmd.Context(), o, jf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				}
 				o.Progress = !o.Quiet && !o.JSON && isTerminal(cmd.ErrOrStderr())
+				if o.anchor.channel != "" {
+					return runIndexAnchored(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				}
 				_, err := runIndex(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				return err
 			},
@@ -76,6 +83,7 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but errors")
 		jf.add(f)
 		o.s3Flags.add(f)
+		o.anchor.add(f)
 		c.MarkFlagRequired("out")
 		return c
 	})

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lakeproof/lakeproof/anchor"
 	"github.com/lakeproof/lakeproof/jobs"
 	"github.com/lakeproof/lakeproof/pipeline"
+	s3src "github.com/lakeproof/lakeproof/sources/s3"
 )
 
 type runOptions struct {
@@ -24,6 +27,7 @@ type runOptions struct {
 	JSON        bool
 	Quiet       bool
 	MetricsFile string
+	WorkDir     string
 	sourceOptions
 }
 
@@ -39,6 +43,10 @@ that did not change since the newest version, and print a run report.
 
 A run killed at any moment resumes where it stopped: the next run takes the
 digests journaled by the killed one instead of re-reading those objects.
+
+An index destination may be s3://BUCKET/PATH: each version is built (and
+journaled) in a local work directory (--work-dir), then uploaded to
+PATH/VERSION/ with summary.json last; the predecessor is read from S3.
 
 Sharded runs: --shard I/N (or N, with the index from $JOB_COMPLETION_INDEX
 or $AWS_BATCH_JOB_ARRAY_INDEX) indexes one key range of each dataset into
@@ -63,6 +71,8 @@ changed (nothing published for it), 2 on usage or other errors.`,
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print nothing but errors")
 		f.StringVar(&o.MetricsFile, "metrics-file", "", "write Prometheus metrics to this file (textfile collector)")
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links in local datasets")
+		f.StringVar(&o.WorkDir, "work-dir", "", "local directory where indexes for s3:// destinations are built and journaled before upload (default "+jobs.DefaultWorkDir()+")")
+		o.s3Flags.add(f)
 		return c
 	})
 }
@@ -87,6 +97,14 @@ func runJob(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 		OnError: func(ds string, e *pipeline.ObjectError) {
 			fmt.Fprintf(stderr, "error: dataset %s: %v\n", ds, e)
 		},
+		OpenDest: func(ctx context.Context, uri string) (jobs.Dest, error) {
+			if !isS3(uri) {
+				return nil, fmt.Errorf("index destination %q: want a local directory or s3://BUCKET/PATH", uri)
+			}
+			return s3src.NewIndexDir(ctx, uri, s3src.Options{Endpoint: o.Endpoint, PathStyle: o.PathStyle})
+		},
+		WorkDir: o.WorkDir,
+		Anchor:  anchorJobVersion,
 	}
 	if o.Shard != "" {
 		if o.Merge {
@@ -135,6 +153,21 @@ func runJob(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// anchorJobVersion anchors a version published by a job (jobs.AnchorFunc)
+// as 'lakeproof anchor' does, under the job's dataset name.
+func anchorJobVersion(ctx context.Context, dir, dataset string, a *jobs.Anchor) (jobs.AnchorReport, error) {
+	c, err := channelOpts{gateway: a.Gateway, key: a.Key}.client(ctx)
+	if err != nil {
+		return jobs.AnchorReport{}, err
+	}
+	r, err := anchor.Anchor(ctx, dir, anchor.Options{Client: c, Channel: a.Channel, Dataset: dataset,
+		Tool: "lakeproof " + toolVersion(), GatewayKey: a.TrustGateway})
+	if err != nil {
+		return jobs.AnchorReport{}, err
+	}
+	return jobs.AnchorReport{Channel: r.Channel, Entry: r.Index, Receipt: filepath.Join(dir, anchor.ReceiptName(a.Channel))}, nil
+}
+
 func printRun(w io.Writer, r *jobs.RunReport) {
 	for _, d := range r.Datasets {
 		res := d.IndexResult
@@ -155,6 +188,9 @@ func printRun(w io.Writer, r *jobs.RunReport) {
 			fmt.Fprintf(w, "dataset %s: %s -> %s\n  root %s  files %d  bytes %s\n  rehashed %d (%s)  reused %d (%s)  errors %d  %.2fs\n",
 				d.Name, d.Action, res.Index, res.Root, res.Files, humanBytes(int64(res.Bytes)),
 				res.Rehashed, humanBytes(int64(res.RehashedBytes)), res.Reused, humanBytes(int64(res.ReusedBytes)), res.Errors, res.Seconds)
+		}
+		if a := d.Anchor; a != nil {
+			fmt.Fprintf(w, "  anchored: channel %s entry %d, receipt %s\n", a.Channel, a.Entry, a.Receipt)
 		}
 		if res.Resumed > 0 {
 			fmt.Fprintf(w, "  resumed %d objects from the journal of an interrupted run\n", res.Resumed)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/lakeproof/lakeproof/trail"
-	"github.com/lakeproof/lakeproof/trail/sqlite"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +26,12 @@ type serveOpts struct {
 	maxBody              int64
 	rateLimit            float64
 	logLevel             string
-	ready                func(addr string) // test hook: called with the bound address
+	db                   string // --db: "" (SQLite in --data) or postgres://… (serve_db.go)
+	// Channel transparency logs: the note key signing checkpoints.
+	logName, noteKey string
+	logNameSet       bool // --log-name given explicitly
+	printVerifier    bool
+	ready            func(addr string) // test hook: called with the bound address
 }
 
 func init() {
@@ -38,6 +42,8 @@ func init() {
 			Short: "Run the audit-trail gateway (IS Audit Trail compatible API)",
 			Long: `Run the audit-trail gateway. State lives in --data: trail.db (SQLite, WAL),
 gateway.key (the gateway's Ed25519 identity) and jwt.secret, created on first start.
+With --db postgres://… the records live in that PostgreSQL database instead, which several
+replicas (with copies of the same key files) may share: see docs/OPERATOR.md.
 
 Admin bootstrap: create a key with 'lakeproof identity new --out admin.key', then start
 with --admin <its did:key> (or LAKEPROOF_ADMIN); that identity becomes Admin.
@@ -45,6 +51,15 @@ API key: --api-key or LAKEPROOF_API_KEY. See docs/GATEWAY.md.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				o.logLevel, _ = cmd.Flags().GetString("log-level")
+				o.logNameSet = cmd.Flags().Changed("log-name")
+				if o.printVerifier {
+					k, err := serveNoteKey(o)
+					if err != nil {
+						return usageError{err}
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), k.VerifierKey)
+					return nil
+				}
 				if o.apiKey == "" {
 					o.apiKey = os.Getenv("LAKEPROOF_API_KEY")
 				}
@@ -62,6 +77,10 @@ API key: --api-key or LAKEPROOF_API_KEY. See docs/GATEWAY.md.`,
 		f.DurationVar(&o.jwtTTL, "jwt-ttl", time.Hour, "lifetime of issued JWTs")
 		f.Int64Var(&o.maxBody, "max-body", 1<<20, "request body limit in bytes")
 		f.Float64Var(&o.rateLimit, "rate-limit", 500, "requests per second per identity or client IP (negative: off)")
+		f.StringVar(&o.logName, "log-name", trail.DefaultLogName, "name of the checkpoint note key (origin prefix of every channel log) when it is created")
+		f.StringVar(&o.noteKey, "note-key", "", "checkpoint note signer key file to use instead of <data>/log-note.key (share one among replicas)")
+		f.StringVar(&o.db, "db", "", "gateway database: empty for SQLite in --data, or a postgres:// URL shared by replicas (docs/OPERATOR.md)")
+		f.BoolVar(&o.printVerifier, "print-verifier", false, "print the checkpoint verifier key (creating the note key if needed) and exit")
 		return cmd
 	})
 }
@@ -137,6 +156,32 @@ func gatewayKeys(dir string) (trail.KeyFile, []byte, error) {
 	return k, secret, nil
 }
 
+// serveNoteKey loads the checkpoint note key (--note-key FILE, which must
+// exist, or <data>/log-note.key, created on first start with --log-name).
+// An explicit --log-name that differs from the key's name is an error:
+// renaming the log would change every checkpoint origin.
+func serveNoteKey(o serveOpts) (*trail.NoteKey, error) {
+	var (
+		k   *trail.NoteKey
+		err error
+	)
+	if o.noteKey != "" {
+		k, err = trail.LoadNoteKey(o.noteKey)
+	} else {
+		if err := os.MkdirAll(o.data, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir %q: %w", o.data, err)
+		}
+		k, err = trail.LoadOrCreateNoteKey(filepath.Join(o.data, "log-note.key"), o.logName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.logNameSet && o.logName != k.Name() {
+		return nil, fmt.Errorf("--log-name %q differs from the note key's name %q (the name is part of every checkpoint origin; drop the flag or use another key)", o.logName, k.Name())
+	}
+	return k, nil
+}
+
 func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -151,7 +196,11 @@ func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	if err != nil {
 		return usageError{err}
 	}
-	store, err := sqlite.Open(ctx, o.data)
+	noteKey, err := serveNoteKey(o)
+	if err != nil {
+		return usageError{err}
+	}
+	store, err := openStore(ctx, o)
 	if err != nil {
 		return usageError{err}
 	}
@@ -159,6 +208,7 @@ func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	srv, err := trail.New(ctx, trail.Config{
 		Store: store, GatewayKey: gwKey, JWTSecret: secret, JWTTTL: o.jwtTTL, APIKey: o.apiKey,
 		MaxBody: o.maxBody, Admins: o.admins, Version: toolVersion(), RateLimit: o.rateLimit, Logger: logger,
+		NoteKey: noteKey,
 	})
 	if err != nil {
 		return usageError{err}
@@ -176,6 +226,7 @@ func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	}
 	hs.RegisterOnShutdown(srv.Close)
 	fmt.Fprintf(stderr, "lakeproof gateway %s listening on http://%s (data %s, gateway %s)\n", toolVersion(), ln.Addr(), o.data, srv.DID())
+	fmt.Fprintf(stderr, "checkpoint verifier key: %s\n", noteKey.VerifierKey)
 	if o.ready != nil {
 		o.ready(ln.Addr().String())
 	}

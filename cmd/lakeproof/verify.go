@@ -30,16 +30,23 @@ type verifyOptions struct {
 	JSON    bool
 	Quiet   bool
 	sourceOptions
+	trust verifyTrustFlags // two-level bundles (verify_anchor.go)
 }
 
 func init() {
 	register(func() *cobra.Command {
 		var o verifyOptions
 		c := &cobra.Command{
-			Use:   "verify (--proof BUNDLE FILE | --index DIR [PATH...])",
+			Use:   "verify (--proof BUNDLE FILE [--trust-gateway KEY --trust-writer DID | --trust FILE] [--gateway URL] | --index DIR [PATH...])",
 			Short: "Check files against a proof bundle or an index, offline",
 			Long: `With --proof, re-hash FILE and check it against the proof bundle: the content
-(size and BLAKE3), then the inclusion proof up to the bundle's root.
+(size and BLAKE3), then the inclusion proof up to the bundle's root. A two-level
+bundle (lakeproof/proof/v2, from an anchored index) is checked further with the
+trusted gateway verifier keys and writer DIDs (--trust-gateway, --trust-writer, or
+a --trust file): the anchor entry's signature, its writer, that it anchors this
+root, the checkpoint's signature and channel, and the entry's inclusion in the
+checkpoint. The first failing link is named. With --gateway URL the gateway's
+latest checkpoint must also extend the bundle's (consistency proof).
 
 With --index, re-hash PATH (a file or a folder inside the dataset) and compare it
 with the index: every file must be in the index with the same size and digest, and
@@ -62,6 +69,7 @@ Exit status: 0 valid, 1 invalid (a check failed), 2 usage, I/O or malformed inpu
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links")
 		f.BoolVar(&o.JSON, "json", false, "JSON output")
 		f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only problems")
+		o.trust.add(f)
 		return c
 	})
 }
@@ -118,6 +126,15 @@ func verifyProof(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	}
 	if err := b.VerifyProof(); err != nil {
 		return report(false, "proof", err)
+	}
+	if b.Anchor != nil || o.trust.given() {
+		check, err := verifyAnchorLevel(ctx, o, b, stdout)
+		if err != nil {
+			if check == "" {
+				return err
+			}
+			return report(false, check, err)
+		}
 	}
 	if !o.JSON && !o.Quiet && !pathEndsWithKey(path, b.Key) {
 		fmt.Fprintf(stdout, "note: %s is not named like key %q; its content is what the proof covers\n", path, b.Key)

@@ -75,6 +75,13 @@ type frame struct {
 // when ctx is done, and with an error naming the root if the root cannot be
 // read. Objects must not be called concurrently with itself.
 func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	return s.walk(ctx, "", "")
+}
+
+// walk is Objects restricted to the keys in [start, end) (end "" = no end;
+// see ObjectsRange): subtrees entirely below start are neither opened nor
+// read, and the walk stops at the first key at or after end.
+func (s *Source) walk(ctx context.Context, start, end string) iter.Seq2[pipeline.Object, error] {
 	return func(yield func(pipeline.Object, error) bool) {
 		fatal := func(err error) { yield(pipeline.Object{}, fmt.Errorf("listing %s: %w", s.uri, err)) }
 		if err := ctx.Err(); err != nil {
@@ -93,6 +100,7 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 			fatal(err)
 			return
 		}
+		root.skipBelow(start)
 		stack := []*frame{root}
 		var last string // the last key yielded, to check the order
 		var visited int
@@ -105,6 +113,9 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 			}
 			e := &top.entries[top.next]
 			top.next++
+			if end != "" && e.sortKey(top.prefix) >= end {
+				return
+			}
 			if visited++; visited%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					fatal(err)
@@ -139,6 +150,7 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 					return
 				}
 				if f != nil {
+					f.skipBelow(start)
 					stack = append(stack, f)
 				}
 				oerr = dirErr
@@ -229,6 +241,9 @@ func (s *Source) enter(ctx context.Context, stack []*frame, key, path string, e 
 // with prefix, and returns its frame, without entries yet, and the open
 // directory. follow says whether path itself may be a symbolic link.
 func (s *Source) openFrame(path, prefix string, follow bool) (*frame, *os.File, error) {
+	if testHookOpenDir != nil {
+		testHookOpenDir(path)
+	}
 	d, err := openDir(path, follow || s.opts.FollowSymlinks)
 	if err != nil {
 		return nil, nil, err

@@ -132,6 +132,11 @@ func UploadIndex(ctx context.Context, dir, uri string, opts Options) error {
 	if err != nil {
 		return err
 	}
+	return d.upload(ctx, dir)
+}
+
+// upload is UploadIndex to d.
+func (d *IndexDir) upload(ctx context.Context, dir string) error {
 	if err := d.CheckFree(ctx); err != nil {
 		return err
 	}

@@ -31,12 +31,18 @@ const listPageRetries = 4
 // concurrently (see parallelObjects). See the package documentation for keys
 // that are not valid dataset keys and for folder markers.
 func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	return s.objects(ctx, "", "")
+}
+
+// objects is Objects restricted to the dataset keys in [start, end) (end ""
+// = no end; see ObjectsRange).
+func (s *Source) objects(ctx context.Context, start, end string) iter.Seq2[pipeline.Object, error] {
 	if s.listConc > 1 {
-		return s.parallelObjects(ctx)
+		return s.parallelObjects(ctx, start, end)
 	}
 	return func(yield func(pipeline.Object, error) bool) {
 		var c keyChecker
-		for out, err := range s.pages(ctx, s.prefix, "") {
+		for out, err := range s.pages(ctx, s.prefix, "", s.startAfter(start)) {
 			if err != nil {
 				yield(pipeline.Object{}, err)
 				return
@@ -47,8 +53,11 @@ func (s *Source) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] 
 					yield(pipeline.Object{}, err)
 					return
 				}
-				if skip {
+				if skip || obj.Key < start {
 					continue
+				}
+				if end != "" && obj.Key >= end {
+					return
 				}
 				if !yield(obj, objErr) {
 					return
@@ -108,12 +117,12 @@ func (c *keyChecker) next(s *Source, o *types.Object, enc types.EncodingType, un
 
 // pages yields the ListObjectsV2 pages of the keys under prefix (grouped at
 // delimiter when it is not empty), one at a time, and ends after the first
-// error.
-func (s *Source) pages(ctx context.Context, prefix, delimiter string) iter.Seq2[*s3.ListObjectsV2Output, error] {
+// error. With startAfter (a full S3 key), the listing starts after it.
+func (s *Source) pages(ctx context.Context, prefix, delimiter, startAfter string) iter.Seq2[*s3.ListObjectsV2Output, error] {
 	return func(yield func(*s3.ListObjectsV2Output, error) bool) {
 		var token, prevToken string
 		for {
-			out, err := s.listPage(ctx, prefix, delimiter, token)
+			out, err := s.listPage(ctx, prefix, delimiter, startAfter, token)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -130,8 +139,9 @@ func (s *Source) pages(ctx context.Context, prefix, delimiter string) iter.Seq2[
 	}
 }
 
-// listPage fetches one page of up to 1000 keys under prefix after token.
-func (s *Source) listPage(ctx context.Context, prefix, delimiter, token string) (*s3.ListObjectsV2Output, error) {
+// listPage fetches one page of up to 1000 keys under prefix after token, or
+// for the first page (no token) after startAfter when it is not "".
+func (s *Source) listPage(ctx context.Context, prefix, delimiter, startAfter, token string) (*s3.ListObjectsV2Output, error) {
 	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.bucket),
 		Prefix: aws.String(prefix),
@@ -145,6 +155,8 @@ func (s *Source) listPage(ctx context.Context, prefix, delimiter, token string) 
 	}
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
+	} else if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
 	}
 	for attempt := 0; ; attempt++ {
 		out, err := s.client.ListObjectsV2(ctx, in)

@@ -52,13 +52,27 @@ type listed struct {
 // Memory is bounded by listConc × 2 pages for the workers plus about
 // maxTopQueued + 1000 top-level entries. On return (the consumer stopped,
 // an error, or the end) every worker is cancelled and waited for.
-func (s *Source) parallelObjects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+//
+// With a range [start, end) (ObjectsRange), the top level is listed from
+// start's own top-level directory (or from start itself), directories
+// whose keys all sort before start or at or after end are not listed, the
+// directory holding start is listed from start, and a worker stops after
+// the page that reaches end.
+func (s *Source) parallelObjects(ctx context.Context, start, end string) iter.Seq2[pipeline.Object, error] {
 	return func(yield func(pipeline.Object, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		defer cancel()
-		nextTop, stopTop := iter.Pull2(s.pages(ctx, s.prefix, "/"))
+		topAfter := s.startAfter(start)
+		if i := strings.IndexByte(start, '/'); i >= 0 {
+			// Start's top-level directory start[:i+1] sorts right after
+			// start[:i]; starting after the latter keeps that directory
+			// in the delimited listing whatever the server does with a
+			// StartAfter inside a common prefix.
+			topAfter = s.prefix + start[:i]
+		}
+		nextTop, stopTop := iter.Pull2(s.pages(ctx, s.prefix, "/", topAfter))
 		defer stopTop()
 
 		var (
@@ -79,10 +93,17 @@ func (s *Source) parallelObjects(ctx context.Context) iter.Seq2[pipeline.Object,
 				go func() {
 					defer wg.Done()
 					defer close(it.pages)
-					for out, err := range s.pages(ctx, it.prefix, "") {
+					after := ""
+					if start != "" && strings.HasPrefix(s.prefix+start, it.prefix) {
+						after = s.startAfter(start)
+					}
+					for out, err := range s.pages(ctx, it.prefix, "", after) {
 						select {
 						case it.pages <- listed{out, err}:
 						case <-ctx.Done():
+							return
+						}
+						if err == nil && end != "" && pastEnd(out, s.prefix+end) {
 							return
 						}
 					}
@@ -126,17 +147,29 @@ func (s *Source) parallelObjects(ctx context.Context) iter.Seq2[pipeline.Object,
 				if len(objs) > 0 && (len(dirs) == 0 || key < dir) {
 					o := objs[0]
 					o.Key = aws.String(key)
-					queue = append(queue, &topItem{obj: &o})
 					objs = objs[1:]
+					if rel := strings.TrimPrefix(key, s.prefix); end != "" && rel >= end {
+						topDone = true // past the range: the rest is not wanted
+						return nil
+					}
+					queue = append(queue, &topItem{obj: &o})
 					continue
 				}
 				if !strings.HasPrefix(dir, s.prefix) || len(dir) <= len(s.prefix) || !strings.HasSuffix(dir, "/") {
 					return fmt.Errorf("list %s: the server listed common prefix %q, which is not a directory under the prefix %q (buggy S3 server?)", s.uri, dir, s.prefix)
 				}
+				dirs = dirs[1:]
+				rel := dir[len(s.prefix):]
+				if end != "" && rel >= end {
+					topDone = true
+					return nil
+				}
+				if rel < start && !strings.HasPrefix(start, rel) {
+					continue // every key below it is before the range
+				}
 				it := &topItem{prefix: dir}
 				queue = append(queue, it)
 				pending = append(pending, it)
-				dirs = dirs[1:]
 			}
 			return nil
 		}
@@ -146,7 +179,13 @@ func (s *Source) parallelObjects(ctx context.Context) iter.Seq2[pipeline.Object,
 				yield(pipeline.Object{}, err)
 				return false
 			}
-			return skip || yield(obj, objErr)
+			if skip || obj.Key < start {
+				return true
+			}
+			if end != "" && obj.Key >= end {
+				return false
+			}
+			return yield(obj, objErr)
 		}
 
 		for {

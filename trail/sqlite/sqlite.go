@@ -11,6 +11,14 @@
 //     answers each caller only after COMMIT returned. Per-channel indexes
 //     come from MAX(idx)+1 inside that transaction, so they are contiguous.
 //   - Entry rows are insert-only; the leaf bytes are stored verbatim.
+//   - Each channel's RFC 6962 stored hashes (tlog layout, table
+//     log_hashes) are inserted in the same transaction as the entry they
+//     cover, so a committed entry always has them. A database written by
+//     a version without log_hashes gets them computed from its entries
+//     when opened (once; Open fails, naming the channel and entry, if an
+//     entry's leaf_hash column does not match its leaf bytes).
+//   - Signed checkpoints (table checkpoints, one row per channel) only
+//     move forward through PutCheckpoint's compare-and-swap.
 package sqlite
 
 import (
@@ -23,11 +31,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lakeproof/lakeproof/trail"
+	"golang.org/x/mod/sumdb/tlog"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
@@ -100,6 +110,17 @@ CREATE TABLE IF NOT EXISTS credentials (
 	issued INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS credentials_subject ON credentials (subject);
+CREATE TABLE IF NOT EXISTS log_hashes (
+	address TEXT NOT NULL,
+	idx INTEGER NOT NULL,
+	hash BLOB NOT NULL,
+	PRIMARY KEY (address, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+	address TEXT PRIMARY KEY,
+	size INTEGER NOT NULL,
+	note BLOB NOT NULL
+);
 `
 
 // Store is the SQLite trail.Store.
@@ -158,6 +179,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		"channel":  `SELECT ` + channelCols + ` FROM channels WHERE address = ?`,
 		"size":     `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries WHERE address = ?`,
 		"sub":      `SELECT ` + subCols + ` FROM subscriptions WHERE address = ? AND id = ?`,
+		"hash":     `SELECT hash FROM log_hashes WHERE address = ? AND idx = ?`,
 	} {
 		if s.stmts[name], err = r.PrepareContext(ctx, q); err != nil {
 			w.Close()
@@ -171,6 +193,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		"w-rights": `SELECT authorized, rights FROM subscriptions WHERE address = ? AND id = ?`,
 		"w-insert": `INSERT INTO entries (address, idx, leaf, leaf_hash, msg_id, writer, created, received) VALUES (?,?,?,?,?,?,?,?)`,
 		"w-latest": `UPDATE channels SET latest = ? WHERE address = ?`,
+		"w-hash":   `SELECT hash FROM log_hashes WHERE address = ? AND idx = ?`,
+		"w-hashes": `INSERT INTO log_hashes (address, idx, hash) VALUES (?,?,?)`,
 	} {
 		if s.stmts[name], err = w.PrepareContext(ctx, q); err != nil {
 			w.Close()
@@ -179,6 +203,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		}
 	}
 	go s.commitLoop()
+	if err := s.migrateHashes(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %q: %w", path, err)
+	}
 	return s, nil
 }
 
@@ -753,7 +781,7 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		}
 		return st
 	}
-	b := &batchState{tx: tx, stmt: stmt, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}, registered: map[string]bool{}, appended: map[string]bool{}}
+	b := &batchState{tx: tx, stmt: stmt, now: time.Now().UTC(), next: map[string]int64{}, author: map[string]string{}, canWrite: map[[2]string]error{}, registered: map[string]bool{}, appended: map[string]bool{}, hashes: map[hashKey]tlog.Hash{}}
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
@@ -787,6 +815,50 @@ type batchState struct {
 	// (read only for requests with RequireRegistered).
 	registered map[string]bool
 	appended   map[string]bool // channels with an entry in this batch
+	// hashes caches the stored hashes written in this batch, so the
+	// entries of one batch build on each other without reading back.
+	hashes map[hashKey]tlog.Hash
+}
+
+type hashKey struct {
+	addr string
+	idx  int64
+}
+
+// storeHashes computes and inserts the tlog stored hashes of entry n of
+// addr with leaf hash lh. Earlier hashes come from this batch's cache or
+// from the transaction.
+func (b *batchState) storeHashes(ctx context.Context, addr string, n int64, lh tlog.Hash) error {
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			if h, ok := b.hashes[hashKey{addr, x}]; ok {
+				out[i] = h
+				continue
+			}
+			var raw []byte
+			if err := b.stmt("w-hash").QueryRowContext(ctx, addr, x).Scan(&raw); err != nil {
+				return nil, fmt.Errorf("stored hash %d: %w", x, err)
+			}
+			if len(raw) != tlog.HashSize {
+				return nil, fmt.Errorf("stored hash %d has %d bytes", x, len(raw))
+			}
+			copy(out[i][:], raw)
+		}
+		return out, nil
+	})
+	hs, err := tlog.StoredHashesForRecordHash(n, lh, r)
+	if err != nil {
+		return fmt.Errorf("log hashes of channel %s entry %d: %w", addr, n, err)
+	}
+	base := tlog.StoredHashIndex(0, n)
+	for i, h := range hs {
+		if _, err := b.stmt("w-hashes").ExecContext(ctx, addr, base+int64(i), h[:]); err != nil {
+			return fmt.Errorf("store log hash %d of channel %s entry %d: %w", base+int64(i), addr, n, err)
+		}
+		b.hashes[hashKey{addr, base + int64(i)}] = h
+	}
+	return nil
 }
 
 func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (trail.Entry, error) {
@@ -857,6 +929,9 @@ func (b *batchState) appendOne(ctx context.Context, req trail.AppendRequest) (tr
 	}
 	if err != nil {
 		return trail.Entry{}, fmt.Errorf("append to channel %s at %d: %w", addr, idx, err)
+	}
+	if err := b.storeHashes(ctx, addr, idx, lh); err != nil {
+		return trail.Entry{}, err // not a sentinel: fails the whole batch
 	}
 	b.next[addr] = idx + 1
 	b.appended[addr] = true
@@ -947,6 +1022,223 @@ func (s *Store) Size(ctx context.Context, addr string) (int64, error) {
 		return 0, fmt.Errorf("size of %s: %w", addr, err)
 	}
 	return n, nil
+}
+
+// ---- channel transparency logs ----
+
+// ReadHashes implements trail.Store. Many indexes close together (a
+// tile) are read with one range scan, others one by one.
+func (s *Store) ReadHashes(ctx context.Context, addr string, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) >= 16 {
+		lo, hi := slices.Min(indexes), slices.Max(indexes)
+		if lo >= 0 && hi-lo < 4*int64(len(indexes)) {
+			return s.readHashRange(ctx, addr, indexes, lo, hi)
+		}
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		var raw []byte
+		err := s.stmts["hash"].QueryRowContext(ctx, addr, x).Scan(&raw)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("log hash %d of channel %s: %w", x, addr, trail.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("log hash %d of channel %s: %w", x, addr, err)
+		}
+		if len(raw) != tlog.HashSize {
+			return nil, fmt.Errorf("log hash %d of channel %s: stored value has %d bytes, want %d", x, addr, len(raw), tlog.HashSize)
+		}
+		copy(out[i][:], raw)
+	}
+	return out, nil
+}
+
+func (s *Store) readHashRange(ctx context.Context, addr string, indexes []int64, lo, hi int64) ([]tlog.Hash, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, hash FROM log_hashes WHERE address = ? AND idx BETWEEN ? AND ?`, addr, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("log hashes %d to %d of channel %s: %w", lo, hi, addr, err)
+	}
+	defer rows.Close()
+	span := make([]tlog.Hash, hi-lo+1)
+	have := make([]bool, hi-lo+1)
+	for rows.Next() {
+		var (
+			x   int64
+			raw []byte
+		)
+		if err := rows.Scan(&x, &raw); err != nil {
+			return nil, fmt.Errorf("log hashes %d to %d of channel %s: %w", lo, hi, addr, err)
+		}
+		if len(raw) != tlog.HashSize {
+			return nil, fmt.Errorf("log hash %d of channel %s: stored value has %d bytes, want %d", x, addr, len(raw), tlog.HashSize)
+		}
+		copy(span[x-lo][:], raw)
+		have[x-lo] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("log hashes %d to %d of channel %s: %w", lo, hi, addr, err)
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if !have[x-lo] {
+			return nil, fmt.Errorf("log hash %d of channel %s: %w", x, addr, trail.ErrNotFound)
+		}
+		out[i] = span[x-lo]
+	}
+	return out, nil
+}
+
+// LatestCheckpoint implements trail.Store.
+func (s *Store) LatestCheckpoint(ctx context.Context, addr string) (int64, []byte, error) {
+	var (
+		size int64
+		note []byte
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT size, note FROM checkpoints WHERE address = ?`, addr).Scan(&size, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("checkpoint of channel %s: %w", addr, trail.ErrNotFound)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("checkpoint of channel %s: %w", addr, err)
+	}
+	return size, note, nil
+}
+
+// PutCheckpoint implements trail.Store.
+func (s *Store) PutCheckpoint(ctx context.Context, addr string, prev, size int64, note []byte) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("put checkpoint of channel %s: begin: %w", addr, err)
+	}
+	defer tx.Rollback()
+	var cur int64
+	err = tx.QueryRowContext(ctx, `SELECT size FROM checkpoints WHERE address = ?`, addr).Scan(&cur)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		cur = -1
+	case err != nil:
+		return fmt.Errorf("put checkpoint of channel %s: %w", addr, err)
+	}
+	if cur != prev {
+		return fmt.Errorf("put checkpoint of channel %s at size %d: latest stored size is %d, not %d: %w", addr, size, cur, prev, trail.ErrConflict)
+	}
+	if cur < 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO checkpoints (address, size, note) VALUES (?,?,?)`, addr, size, note)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE checkpoints SET size = ?, note = ? WHERE address = ?`, size, note, addr)
+	}
+	if err != nil {
+		return fmt.Errorf("put checkpoint of channel %s at size %d: %w", addr, size, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("put checkpoint of channel %s at size %d: commit: %w", addr, size, err)
+	}
+	return nil
+}
+
+// migrateHashes computes the log hashes of entries written by a version
+// without log_hashes (or left without them in any other way): for each
+// channel whose stored-hash count is short of its size, it hashes the
+// missing entries in index order, in one transaction per channel. The
+// leaf_hash column is checked against the leaf bytes first.
+func (s *Store) migrateHashes(ctx context.Context) error {
+	rows, err := s.w.QueryContext(ctx, `SELECT e.address, MAX(e.idx) + 1,
+		(SELECT COUNT(*) FROM log_hashes h WHERE h.address = e.address),
+		(SELECT COALESCE(MAX(h.idx) + 1, 0) FROM log_hashes h WHERE h.address = e.address)
+		FROM entries e GROUP BY e.address`)
+	if err != nil {
+		return fmt.Errorf("check log hashes: %w", err)
+	}
+	type todo struct {
+		addr               string
+		size, hashes, next int64
+	}
+	var work []todo
+	for rows.Next() {
+		var w todo
+		if err := rows.Scan(&w.addr, &w.size, &w.hashes, &w.next); err != nil {
+			rows.Close()
+			return fmt.Errorf("check log hashes: %w", err)
+		}
+		if w.hashes != w.next {
+			return fmt.Errorf("channel %s: log hashes have gaps (%d stored, highest index %d): the database was altered; restore it from a backup", w.addr, w.hashes, w.next-1)
+		}
+		if w.hashes != tlog.StoredHashCount(w.size) {
+			work = append(work, w)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check log hashes: %w", err)
+	}
+	for _, w := range work {
+		if err := s.migrateChannel(ctx, w.addr, w.size, w.hashes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrateChannel(ctx context.Context, addr string, size, have int64) error {
+	// First entry without hashes: the largest n with StoredHashCount(n) <= have.
+	from := int64(0)
+	for from < size && tlog.StoredHashCount(from+1) <= have {
+		from++
+	}
+	if tlog.StoredHashCount(from) != have {
+		return fmt.Errorf("channel %s: %d log hashes stored for %d entries, not a valid prefix: the database was altered; restore it from a backup", addr, have, size)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("compute log hashes of channel %s: %w", addr, err)
+	}
+	defer tx.Rollback()
+	txStmts := map[string]*sql.Stmt{}
+	b := &batchState{tx: tx, hashes: map[hashKey]tlog.Hash{}, stmt: func(name string) *sql.Stmt {
+		if txStmts[name] == nil {
+			txStmts[name] = tx.StmtContext(ctx, s.stmts[name])
+		}
+		return txStmts[name]
+	}}
+	rows, err := tx.QueryContext(ctx, `SELECT idx, leaf, leaf_hash FROM entries WHERE address = ? AND idx >= ? ORDER BY idx`, addr, from)
+	if err != nil {
+		return fmt.Errorf("compute log hashes of channel %s: %w", addr, err)
+	}
+	defer rows.Close()
+	type ent struct {
+		idx int64
+		lh  tlog.Hash
+	}
+	var ents []ent
+	for rows.Next() {
+		var (
+			e        ent
+			leaf, lh []byte
+		)
+		if err := rows.Scan(&e.idx, &leaf, &lh); err != nil {
+			return fmt.Errorf("compute log hashes of channel %s: %w", addr, err)
+		}
+		if e.lh = tlog.RecordHash(leaf); !bytes.Equal(lh, e.lh[:]) {
+			return fmt.Errorf("channel %s entry %d: stored leaf_hash does not match the leaf bytes: the database was altered; restore it from a backup", addr, e.idx)
+		}
+		if e.idx != from+int64(len(ents)) {
+			return fmt.Errorf("channel %s: entry %d missing: the database was altered; restore it from a backup", addr, from+int64(len(ents)))
+		}
+		ents = append(ents, e)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("compute log hashes of channel %s: %w", addr, err)
+	}
+	rows.Close()
+	for _, e := range ents {
+		if err := b.storeHashes(ctx, addr, e.idx, e.lh); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("compute log hashes of channel %s: commit: %w", addr, err)
+	}
+	return nil
 }
 
 // ---- verification ----

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lakeproof/lakeproof/trail"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Run runs every contract check as a subtest, each on a fresh store.
@@ -31,6 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) trail.Store) {
 		{"AppendRequireRegistered", appendRegistered},
 		{"EntryQueries", entryQueries},
 		{"Credentials", credentials},
+		{"LogHashesUnderConcurrentAppends", logHashes},
+		{"CheckpointCompareAndSwap", checkpointCAS},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, open(t)) })
 	}
@@ -349,5 +352,134 @@ func credentials(t *testing.T, s trail.Store) {
 	}
 	if cs, err := s.CredentialsOf(ctx, "did:key:zs"); err != nil || len(cs) != 1 || !cs[0].Revoked || string(cs[0].VC) != `{"a":1}` {
 		t.Fatalf("credentials %+v %v", cs, err)
+	}
+}
+
+// logHashes: concurrent appends (interleaved with duplicates and refused
+// ones, so batches mix channels and failures) leave each channel with
+// exactly the tlog stored hashes of its leaves in index order.
+func logHashes(t *testing.T, s trail.Store) {
+	ctx := context.Background()
+	author := "did:key:zauthor"
+	addrs := []string{mkChannel(t, s, 0, author), mkChannel(t, s, 1, author)}
+	var wg sync.WaitGroup
+	for w := 0; w < 12; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				req := trail.AppendRequest{ChannelAddress: addrs[(w+i)%2], Leaf: []byte(fmt.Sprintf("leaf-%d-%d", w, i)), Writer: author}
+				if w%4 == 3 {
+					req.Leaf = []byte(fmt.Sprintf("dup-%d", i)) // conflicts across workers
+				}
+				if w%6 == 5 {
+					req.Writer = "did:key:zstranger"
+				}
+				if _, err := s.Append(ctx, req); err != nil && !errors.Is(err, trail.ErrConflict) && !errors.Is(err, trail.ErrForbidden) {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, a := range addrs {
+		es, err := s.Entries(ctx, a, trail.EntryQuery{Since: 0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantHashes []tlog.Hash
+		r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(idx))
+			for i, x := range idx {
+				out[i] = wantHashes[x]
+			}
+			return out, nil
+		})
+		for i, e := range es {
+			if e.Index != int64(i) {
+				t.Fatalf("%s: entry %d has index %d", a, i, e.Index)
+			}
+			hs, err := tlog.StoredHashes(e.Index, e.Leaf, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantHashes = append(wantHashes, hs...)
+		}
+		n := int64(len(es))
+		if int64(len(wantHashes)) != tlog.StoredHashCount(n) || n == 0 {
+			t.Fatalf("%s: %d entries, %d hashes", a, n, len(wantHashes))
+		}
+		idx := make([]int64, len(wantHashes))
+		for i := range idx {
+			idx[len(idx)-1-i] = int64(i) // any order
+		}
+		got, err := s.ReadHashes(ctx, a, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range idx {
+			if got[i] != wantHashes[x] {
+				t.Fatalf("%s: stored hash %d differs from tlog.StoredHashes", a, x)
+			}
+		}
+		th, err := tlog.TreeHash(n, tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return s.ReadHashes(ctx, a, ix) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantRoot, _ := tlog.TreeHash(n, r); th != wantRoot {
+			t.Fatalf("%s: tree hash from the store differs", a)
+		}
+		_, err = s.ReadHashes(ctx, a, []int64{0, tlog.StoredHashCount(n)})
+		want(t, err, trail.ErrNotFound, "hash past the end")
+	}
+	_, err := s.ReadHashes(ctx, addr(42), []int64{0})
+	want(t, err, trail.ErrNotFound, "hash of an unknown channel")
+}
+
+// checkpointCAS: PutCheckpoint moves a channel's checkpoint forward only
+// from the size the caller read; of concurrent writers from one size,
+// exactly one wins.
+func checkpointCAS(t *testing.T, s trail.Store) {
+	ctx := context.Background()
+	a, b := addr(0), addr(1)
+	_, _, err := s.LatestCheckpoint(ctx, a)
+	want(t, err, trail.ErrNotFound, "no checkpoint yet")
+	want(t, s.PutCheckpoint(ctx, a, 0, 5, []byte("n5")), trail.ErrConflict, "put with prev 0 when none is stored")
+	if err := s.PutCheckpoint(ctx, a, -1, 5, []byte("n5")); err != nil {
+		t.Fatal(err)
+	}
+	want(t, s.PutCheckpoint(ctx, a, -1, 6, []byte("n6")), trail.ErrConflict, "second first checkpoint")
+	want(t, s.PutCheckpoint(ctx, a, 4, 6, []byte("n6")), trail.ErrConflict, "stale prev")
+	if size, note, err := s.LatestCheckpoint(ctx, a); err != nil || size != 5 || string(note) != "n5" {
+		t.Fatalf("latest: %d %q %v", size, note, err)
+	}
+	_, _, err = s.LatestCheckpoint(ctx, b)
+	want(t, err, trail.ErrNotFound, "other channel")
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins []int64
+	)
+	for i := int64(0); i < 8; i++ {
+		wg.Add(1)
+		go func(i int64) {
+			defer wg.Done()
+			err := s.PutCheckpoint(ctx, a, 5, 10+i, []byte(fmt.Sprint("n", 10+i)))
+			if err != nil && !errors.Is(err, trail.ErrConflict) {
+				t.Error(err)
+			}
+			if err == nil {
+				mu.Lock()
+				wins = append(wins, 10+i)
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if len(wins) != 1 {
+		t.Fatalf("%d concurrent puts from size 5 won, want 1", len(wins))
+	}
+	if size, note, err := s.LatestCheckpoint(ctx, a); err != nil || size != wins[0] || string(note) != fmt.Sprint("n", wins[0]) {
+		t.Fatalf("latest: %d %q %v", size, note, err)
 	}
 }

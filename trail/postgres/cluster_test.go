@@ -1,0 +1,114 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/http/httptest"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/lakeproof/lakeproof/trail"
+	"github.com/lakeproof/lakeproof/trail/postgres"
+)
+
+// cluster is a set of gateway replicas over real HTTP, each with its own
+// postgres.Store (its own connection pool and append committer, as a
+// separate process would have) on one database. They share what
+// operators share between replicas: the gateway key, the JWT secret and
+// the note key.
+type cluster struct {
+	dsn      string
+	urls     []string
+	servers  []*trail.Server
+	stores   []*postgres.Store
+	noteKey  *trail.NoteKey
+	adminKey ed25519.PrivateKey
+}
+
+func newCluster(tb testing.TB, dsn string, replicas int) *cluster {
+	tb.Helper()
+	ctx := context.Background()
+	skey, _, err := note.GenerateKey(rand.Reader, "pg-test-gateway")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nk, err := trail.ParseNoteKey(skey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, gw, _ := ed25519.GenerateKey(rand.Reader)
+	adminPub, adminKey, _ := ed25519.GenerateKey(rand.Reader)
+	c := &cluster{dsn: dsn, noteKey: nk, adminKey: adminKey}
+	for i := 0; i < replicas; i++ {
+		st, err := postgres.New(ctx, dsn)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		srv, err := trail.New(ctx, trail.Config{
+			Store: st, GatewayKey: gw, JWTSecret: bytes.Repeat([]byte{9}, 32), RateLimit: -1,
+			Admins: []string{trail.DIDFromPublicKey(adminPub)}, NoteKey: nk,
+		})
+		if err != nil {
+			st.Close()
+			tb.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler())
+		tb.Cleanup(func() {
+			srv.Close()
+			hs.Close()
+			st.Close()
+		})
+		c.urls, c.servers, c.stores = append(c.urls, hs.URL), append(c.servers, srv), append(c.stores, st)
+	}
+	return c
+}
+
+// client returns a logged-in client of replica i for key.
+func (c *cluster) client(tb testing.TB, i int, key ed25519.PrivateKey) *trail.Client {
+	tb.Helper()
+	cl := trail.NewClient(c.urls[i])
+	cl.Key = key
+	cl.ID = trail.DIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	if err := cl.Authenticate(context.Background()); err != nil {
+		tb.Fatalf("login at replica %d: %v", i, err)
+	}
+	return cl
+}
+
+// user registers a new identity at replica i and logs it in there.
+func (c *cluster) user(tb testing.TB, i int, name string) *trail.Client {
+	tb.Helper()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	cl := trail.NewClient(c.urls[i])
+	cl.Key = key
+	cl.ID = trail.DIDFromPublicKey(key.Public().(ed25519.PublicKey))
+	ctx := context.Background()
+	if err := cl.Register(ctx, name, map[string]string{"type": "Device"}); err != nil {
+		tb.Fatalf("register %s: %v", name, err)
+	}
+	if err := cl.Authenticate(ctx); err != nil {
+		tb.Fatalf("login %s: %v", name, err)
+	}
+	return cl
+}
+
+// at returns a copy of cl talking to replica i with the same JWT (the
+// replicas share the JWT secret).
+func (c *cluster) at(cl *trail.Client, i int) *trail.Client {
+	cp := *cl
+	cp.BaseURL = c.urls[i]
+	return &cp
+}
+
+// channel creates a private channel of author.
+func (c *cluster) channel(tb testing.TB, author *trail.Client, name string) string {
+	tb.Helper()
+	addr, err := author.CreateChannel(context.Background(), trail.CreateChannelRequest{Name: name, Type: "private", Topics: []trail.Topic{{Type: "test", Source: "pg"}}})
+	if err != nil {
+		tb.Fatalf("create channel %s: %v", name, err)
+	}
+	return addr
+}

@@ -1,0 +1,229 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lakeproof/lakeproof/trail"
+	"github.com/lakeproof/lakeproof/trail/postgres/pgtest"
+)
+
+// memHashes is an in-memory tlog.HashReader, the reference the stored
+// hashes are compared with.
+type memHashes []tlog.Hash
+
+func (m memHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		if x < 0 || x >= int64(len(m)) {
+			return nil, fmt.Errorf("hash %d not stored (%d)", x, len(m))
+		}
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// referenceHashes computes the tlog stored hashes of leaves in memory.
+func referenceHashes(t testing.TB, leaves [][]byte) memHashes {
+	t.Helper()
+	var m memHashes
+	for n, leaf := range leaves {
+		hs, err := tlog.StoredHashes(int64(n), leaf, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, hs...)
+	}
+	return m
+}
+
+type ack struct {
+	index int64
+	link  string
+	typ   string
+}
+
+// TestReplicasAppendOneChannel: three gateway replicas on one database,
+// many concurrent writers over real HTTP on one channel. Every
+// acknowledged entry is stored at its acknowledged index, the indexes are
+// 0..N-1 without gap or duplicate, the stored tree hashes are exactly
+// tlog's for the leaves in index order, and every checkpoint any replica
+// signed meanwhile is consistent with the final one.
+func TestReplicasAppendOneChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newCluster(t, pgtest.NewDatabase(t), 3)
+	author := c.user(t, 0, "author")
+	addr := c.channel(t, author, "busy")
+	writers := []*trail.Client{author}
+	for i := 1; i < 3; i++ {
+		w := c.user(t, i, fmt.Sprint("writer-", i))
+		if _, err := w.RequestSubscription(ctx, addr, trail.RightReadAndWrite); err != nil {
+			t.Fatal(err)
+		}
+		if err := author.Authorize(ctx, addr, w.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		writers = append(writers, w)
+	}
+
+	const goroutines, each = 24, 10
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		acks   []ack
+		cps    [][]byte
+		failed = make(chan error, goroutines*each)
+		done   = make(chan struct{})
+	)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			cl := c.at(writers[g%len(writers)], g%len(c.urls))
+			for j := 0; j < each; j++ {
+				typ := fmt.Sprintf("g%d-%d", g, j)
+				d, err := cl.Write(ctx, addr, trail.Log{Type: typ})
+				if err != nil {
+					failed <- fmt.Errorf("write %s at replica %d: %w", typ, g%len(c.urls), err)
+					continue
+				}
+				mu.Lock()
+				acks = append(acks, ack{d.Index, d.Link, typ})
+				mu.Unlock()
+			}
+		}(g)
+	}
+	// A monitor asks the replicas in turn for checkpoints while the writers
+	// run: each replica signs what it sees, against the others' CAS.
+	monitor := make(chan struct{})
+	go func() {
+		defer close(monitor)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			cp, err := c.at(author, i%len(c.urls)).Checkpoint(ctx, addr)
+			if err != nil {
+				failed <- fmt.Errorf("checkpoint at replica %d: %w", i%len(c.urls), err)
+				return
+			}
+			mu.Lock()
+			cps = append(cps, cp)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	close(done)
+	<-monitor
+	close(failed)
+	for err := range failed {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Indexes: 0..N-1, every acknowledged entry at its index.
+	const n = goroutines * each
+	entries, err := c.stores[1].Entries(ctx, addr, trail.EntryQuery{Since: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != n || len(acks) != n {
+		t.Fatalf("%d entries stored, %d acknowledged, want %d", len(entries), len(acks), n)
+	}
+	leaves := make([][]byte, n)
+	for i, e := range entries {
+		if e.Index != int64(i) {
+			t.Fatalf("entry %d has index %d", i, e.Index)
+		}
+		leaves[i] = e.Leaf
+	}
+	for _, a := range acks {
+		e := entries[a.index]
+		if trail.Link(addr, e.LeafHash) != a.link {
+			t.Fatalf("%s acknowledged at index %d as %s, but that index holds %s", a.typ, a.index, a.link, trail.Link(addr, e.LeafHash))
+		}
+	}
+
+	// Stored hashes: exactly tlog's for the leaves in index order.
+	ref := referenceHashes(t, leaves)
+	idx := make([]int64, len(ref))
+	for i := range idx {
+		idx[i] = int64(i)
+	}
+	got, err := c.stores[2].ReadHashes(ctx, addr, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ref {
+		if got[i] != ref[i] {
+			t.Fatalf("stored hash %d differs from tlog.StoredHashes", i)
+		}
+	}
+	root, err := tlog.TreeHash(n, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Checkpoints: every replica now serves the same latest one, of size
+	// N with the reference root, and every earlier one is consistent with it.
+	origin := trail.Origin(c.noteKey.Name(), addr)
+	var final trail.Checkpoint
+	for i := range c.urls {
+		b, err := c.at(author, i).Checkpoint(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := trail.ParseCheckpoint(b, origin, c.noteKey.Verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size != n || cp.Hash != root {
+			t.Fatalf("replica %d: checkpoint of size %d, want %d with the reference root", i, cp.Size, n)
+		}
+		if i > 0 && string(cp.Note) != string(final.Note) {
+			t.Fatalf("replicas 0 and %d serve different checkpoints of size %d:\n%s\n%s", i, n, final.Note, cp.Note)
+		}
+		final = cp
+	}
+	bySize := map[int64]tlog.Hash{}
+	for k, b := range cps {
+		cp, err := trail.ParseCheckpoint(b, origin, c.noteKey.Verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := bySize[cp.Size]; ok && h != cp.Hash {
+			t.Fatalf("two checkpoints of size %d with different roots", cp.Size)
+		}
+		bySize[cp.Size] = cp.Hash
+		proof, err := c.at(author, k%len(c.urls)).ConsistencyProof(ctx, addr, cp.Size, final.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := trail.VerifyConsistency(cp, final, proof); err != nil {
+			t.Fatalf("checkpoint of size %d: %v", cp.Size, err)
+		}
+	}
+	sizes := slices.Sorted(func(yield func(int64) bool) {
+		for s := range bySize {
+			if !yield(s) {
+				return
+			}
+		}
+	})
+	t.Logf("%d entries by %d writers through %d replicas; %d checkpoints fetched meanwhile, %d distinct sizes %v", n, goroutines, len(c.urls), len(cps), len(sizes), sizes)
+	if len(sizes) < 2 {
+		t.Errorf("the monitor saw only %d checkpoint sizes; the test did not exercise concurrent signing", len(sizes))
+	}
+}
