@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,8 +86,11 @@ func Anchor(ctx context.Context, indexDir string, o Options) (Receipt, error) {
 	if !trail.ValidAddress(o.Channel) {
 		return Receipt{}, fmt.Errorf("anchor: %q is not a channel address (80 hex digits, ':', 24 hex digits)", o.Channel)
 	}
-	if _, err := ReceiptFor(indexDir, o.Channel); err == nil {
-		return Receipt{}, fmt.Errorf("%w: %s has %s", ErrAnchored, indexDir, ReceiptName(o.Channel))
+	if _, err := os.Lstat(filepath.Join(indexDir, ReceiptName(o.Channel))); !errors.Is(err, os.ErrNotExist) {
+		if err == nil {
+			return Receipt{}, fmt.Errorf("%w: %s has %s", ErrAnchored, indexDir, ReceiptName(o.Channel))
+		}
+		return Receipt{}, fmt.Errorf("anchor %s: %w", indexDir, err)
 	}
 	p, err := PayloadOf(ctx, indexDir, o.Dataset, o.Tool)
 	if err != nil {

@@ -2,12 +2,14 @@ package anchor_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/anchor"
+	"github.com/lakeproof/lakeproof/trail"
 )
 
 // reparse marshals and parses b, as a verifier reading the file would.
@@ -66,6 +68,31 @@ func TestVerifyBadInput(t *testing.T) {
 		{"altered entry (signature no longer covers it)", func(t *testing.T, f *fixture) {
 			f.bundle.Anchor.Entry = strings.Replace(f.bundle.Anchor.Entry, `"files":5`, `"files":6`, 1)
 		}, anchor.ErrEntrySignature},
+		{"entry signed by someone else for the writer (gateway-signed)", func(t *testing.T, f *fixture) {
+			gw, _ := writerKey(6)
+			e, err := trail.Sign(trail.Statement{V: trail.StatementVersion, ChannelAddress: fxChannelA, Writer: f.trust.Writers[0], Nonce: "01",
+				Log: trail.Log{Type: anchor.Type, Created: fxCreated, PublicPayload: f.ds.payload().Marshal()}}, gw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, _ := e.Leaf()
+			f.setEntry(t, leaf)
+		}, anchor.ErrEntrySignature},
+		{"garbage entry", func(t *testing.T, f *fixture) { f.setEntry(t, []byte("garbage")) }, anchor.ErrEntry},
+		{"entry not canonical", func(t *testing.T, f *fixture) {
+			f.setEntry(t, []byte(" "+string(entry(t, f.writer, fxChannelA, anchor.Type, "01", f.ds.payload().Marshal()))))
+		}, anchor.ErrEntry},
+		{"payload with an unknown member", func(t *testing.T, f *fixture) {
+			p := strings.Replace(string(f.ds.payload().Marshal()), "{", `{"extra":1,`, 1)
+			f.setEntry(t, entry(t, f.writer, fxChannelA, anchor.Type, "01", []byte(p)))
+		}, anchor.ErrEntry},
+		{"payload without indexDigest", func(t *testing.T, f *fixture) {
+			var m map[string]any
+			json.Unmarshal(f.ds.payload().Marshal(), &m)
+			delete(m, "indexDigest")
+			p, _ := json.Marshal(m)
+			f.setEntry(t, entry(t, f.writer, fxChannelA, anchor.Type, "01", p))
+		}, anchor.ErrEntry},
 		{"entry not an anchor", func(t *testing.T, f *fixture) {
 			f.setEntry(t, entry(t, f.writer, fxChannelA, "note", "01", f.ds.payload().Marshal()))
 		}, anchor.ErrEntry},
@@ -206,5 +233,23 @@ func TestTrustRequired(t *testing.T) {
 	}
 	if _, err := anchor.ParseTrust([]byte(`{"gateways":[],"writers":["did:web:x"]}`)); err == nil {
 		t.Fatal("bad DID accepted")
+	}
+}
+
+// BenchmarkVerify measures the offline check of the anchor level of a
+// two-level bundle (parse, entry signature, checkpoint signature, SHA-256
+// inclusion), after the dataset level.
+func BenchmarkVerify(b *testing.B) {
+	f := newFixture(b)
+	raw := f.bundle.Marshal()
+	b.ReportAllocs()
+	for b.Loop() {
+		bb, err := lakeproof.ParseBundle(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := anchor.Verify(bb, f.trust); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -191,3 +191,43 @@ func TestShardCompactRange(t *testing.T) {
 		t.Fatalf("merge with an altered compact range: %v", err)
 	}
 }
+
+// Without a predecessor, a partitioned lake is planned from its directory
+// levels: split keys are directories, shards get equal numbers of them, and
+// the shards merge into the single run's root.
+func TestPlanFromDirectories(t *testing.T) {
+	tmp := t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	for m := 1; m <= 12; m++ {
+		for d := 1; d <= 28; d++ {
+			for p := range 2 {
+				writeFile(t, filepath.Join(lake, fmt.Sprintf("year=2026/month=%02d/day=%02d/part-%d.csv", m, d, p)), []byte(fmt.Sprint(m, d, p)))
+			}
+		}
+	}
+	writeFile(t, filepath.Join(lake, "README"), []byte("top-level file"))
+	full := fullIndex(t, lake, filepath.Join(tmp, "full"))
+	plan, err := PlanFromSource(context.Background(), openLocal(t, lake), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range plan.Splits {
+		if !strings.HasSuffix(s, "/") || strings.Count(s, "/") != 3 {
+			t.Fatalf("split %q is not a day directory: %q", s, plan.Splits)
+		}
+	}
+	sum, dirs := runShards(t, lake, t.TempDir(), plan, "")
+	if sum.Root != full.Root {
+		t.Fatalf("merged root %s, single run %s", sum.Root, full.Root)
+	}
+	for _, d := range dirs {
+		ix, err := index.Open(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := ix.Summary().Files; f < 160 || f > 180 { // 672 day files (+1) in 4 shards of 84 days
+			t.Errorf("%s holds %d files: unbalanced (plan %q)", d, f, plan.Splits)
+		}
+		ix.Close()
+	}
+}

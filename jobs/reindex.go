@@ -119,28 +119,108 @@ type joined struct {
 }
 
 func (r *reuser) advance() {
-	for {
-		e, err, ok := r.next()
-		if !ok {
-			r.has = false
-			return
-		}
-		if err != nil {
-			r.err, r.has = err, false
-			return
-		}
-		leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
-		if aerr := r.tree.Append(leaf[:], nil); aerr != nil {
-			r.err, r.has = aerr, false
-			return
-		}
-		r.pbytes += uint64(e.Size)
-		if r.shard != nil && !r.shard.Contains(e.Key) {
-			continue
-		}
+	e, err, ok := r.next()
+	switch {
+	case !ok:
+		r.has = false
+	case err != nil:
+		r.err, r.has = err, false
+	default:
 		r.prev, r.has = e, true
-		return
 	}
+}
+
+// prevBatch is a run of predecessor entries read ahead by prefetch.
+type prevBatch struct {
+	es  []index.Entry
+	err error
+}
+
+// prefetch reads the predecessor's entries in a goroutine of its own, so
+// that decoding them and recomputing its root (every row's leaf hash into
+// r.tree and r.pbytes) overlaps the listing: reuse runs on the listing's
+// goroutine. It returns the entries of the shard's range (all without a
+// shard), in order, through next; after next reports the end, r.tree and
+// r.pbytes cover every row. stop ends the goroutine early.
+func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (index.Entry, error, bool), stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan prevBatch, 4)
+	done := make(chan struct{})
+	complete := false // set by the goroutine when every row was read
+	go func() {
+		defer close(done)
+		defer close(ch)
+		send := func(b prevBatch) bool {
+			select {
+			case ch <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		const batch = 1024
+		buf := make([]index.Entry, 0, batch)
+		for e, err := range ix.Entries(ctx, "") {
+			if err != nil {
+				send(prevBatch{es: buf, err: err})
+				return
+			}
+			leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
+			if err := r.tree.Append(leaf[:], nil); err != nil {
+				send(prevBatch{es: buf, err: err})
+				return
+			}
+			r.pbytes += uint64(e.Size)
+			if r.shard != nil && !r.shard.Contains(e.Key) {
+				continue
+			}
+			if buf = append(buf, e); len(buf) == batch {
+				if !send(prevBatch{es: buf}) {
+					return
+				}
+				buf = make([]index.Entry, 0, batch)
+			}
+		}
+		if send(prevBatch{es: buf}) {
+			complete = true
+		}
+	}()
+	var (
+		cur   []index.Entry
+		err   error
+		ended bool
+	)
+	next = func() (index.Entry, error, bool) {
+		for len(cur) == 0 {
+			if err != nil {
+				e := err
+				err, ended = nil, true
+				return index.Entry{}, e, true
+			}
+			if ended {
+				return index.Entry{}, nil, false
+			}
+			b, ok := <-ch
+			if !ok {
+				ended = true
+				<-done // r.tree, r.pbytes and complete are final
+				if !complete {
+					return index.Entry{}, fmt.Errorf("read the previous index: %w", context.Cause(ctx)), true
+				}
+				return index.Entry{}, nil, false
+			}
+			cur, err = b.es, b.err
+		}
+		e := cur[0]
+		cur[0] = index.Entry{}
+		cur = cur[1:]
+		return e, nil, true
+	}
+	stop = func() {
+		cancel()
+		<-done
+	}
+	return next, stop
 }
 
 func (r *reuser) missing(e index.Entry) {
@@ -321,7 +401,8 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 				ru.all = true
 			}
 		}
-		ru.next, ru.stop = iter.Pull2(ix.Entries(ctx, ""))
+		ru.next, ru.stop = ru.prefetch(ctx, ix)
+		defer ru.stop() // on every early return; finish also stops it
 		ru.advance()
 	}
 	if opts.Journal != "" {

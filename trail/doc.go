@@ -20,6 +20,16 @@
 //     client mistakes are 4xx with a {"error": …} body, never 5xx.
 //   - Rights (Store contract and access) are checked on every request and,
 //     for appends, again inside the store transaction.
+//   - Every channel is an RFC 6962 (SHA-256) transparency log over its
+//     entry bytes in index order, served in the C2SP tlog-checkpoint and
+//     tlog-tiles formats (log.go, docs/GATEWAY.md "Channel transparency
+//     logs"). The Store writes each entry's tree hashes in the entry's
+//     transaction. The gateway signs a checkpoint (a note, NoteKey) only
+//     after checking that the stored tree extends the latest signed one,
+//     and stores it by compare-and-swap: the signed checkpoints of a
+//     channel are one consistent chain; it refuses (500) otherwise.
+//     Readers check them with ParseCheckpoint, VerifyInclusion and
+//     VerifyConsistency.
 //
 // Storage is behind the Store interface (store.go, contract documented
 // there); trail/sqlite is the embedded implementation and trail/storetest

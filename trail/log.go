@@ -64,21 +64,24 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 	origin := Origin(k.Name(), addr)
 	defer s.signLocks.lock(addr)()
 	for attempt := 0; ; attempt++ {
-		size, err := s.cfg.Store.Size(ctx, addr)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
-		}
-		if size == 0 {
-			if _, err := s.cfg.Store.GetChannel(ctx, addr); err != nil {
-				return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
-			}
-		}
+		// The checkpoint first, then the size: another replica may sign
+		// meanwhile, but never for more entries than are committed, so
+		// size < prevSize means entries were removed.
 		prevSize, prevNote, err := s.cfg.Store.LatestCheckpoint(ctx, addr)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			prevSize = -1
 		case err != nil:
 			return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
+		}
+		size, err := s.cfg.Store.Size(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
+		}
+		if size == 0 && prevSize < 0 {
+			if _, err := s.cfg.Store.GetChannel(ctx, addr); err != nil {
+				return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
+			}
 		}
 		if prevSize == size {
 			return prevNote, nil
@@ -88,8 +91,11 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 		}
 		r := s.logHashes(ctx, addr)
 		root, err := tlog.TreeHash(size, r)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
 			return nil, s.refuse(addr, fmt.Errorf("%w: tree hash at size %d: %w", ErrInconsistent, size, err))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint of %s: tree hash at size %d: %w", addr, size, err)
 		}
 		cur := Checkpoint{Origin: origin, Size: size, Hash: root}
 		if prevSize >= 0 {
@@ -102,8 +108,12 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 			}
 			var proof tlog.TreeProof
 			if prevSize > 0 {
-				if proof, err = tlog.ProveTree(size, prevSize, r); err != nil {
+				proof, err = tlog.ProveTree(size, prevSize, r)
+				if errors.Is(err, ErrNotFound) {
 					return nil, s.refuse(addr, fmt.Errorf("%w: consistency proof %d→%d: %w", ErrInconsistent, prevSize, size, err))
+				}
+				if err != nil {
+					return nil, fmt.Errorf("checkpoint of %s: consistency proof %d→%d: %w", addr, prevSize, size, err)
 				}
 			}
 			if err := VerifyConsistency(prev, cur, proof); err != nil {
@@ -115,8 +125,14 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 			return nil, fmt.Errorf("sign checkpoint of %s at size %d: %w", addr, size, err)
 		}
 		err = s.cfg.Store.PutCheckpoint(ctx, addr, prevSize, size, signed)
-		if errors.Is(err, ErrConflict) && attempt < 8 {
-			continue // another replica signed meanwhile: check against it
+		if errors.Is(err, ErrConflict) && attempt < 16 {
+			// Another replica signed meanwhile. Its checkpoint will do if
+			// it covers as much as ours (it checked consistency too, and
+			// the next signing checks against it); else start over.
+			if n, other, err := s.cfg.Store.LatestCheckpoint(ctx, addr); err == nil && n >= size {
+				return other, nil
+			}
+			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("store checkpoint of %s at size %d: %w", addr, size, err)
@@ -234,8 +250,12 @@ func tileAvailable(t tlog.Tile, size int64) bool {
 	if shift >= 63 {
 		return false
 	}
-	need := t.N*(1<<uint(t.H)) + int64(t.W)
-	return need <= size>>shift && need > 0
+	have := size >> shift // complete subtrees of height 8·L
+	if t.N > have>>uint(t.H) {
+		return false
+	}
+	need := t.N<<uint(t.H) + int64(t.W)
+	return need <= have
 }
 
 func writeTile(w http.ResponseWriter, t tlog.Tile, data []byte) {
@@ -455,13 +475,14 @@ func (s *Server) VerifyLog(ctx context.Context, addr string) (LogReport, error) 
 			more++
 		}
 	}
-	size, err := s.cfg.Store.Size(ctx, addr)
-	if err != nil {
-		return rep, fmt.Errorf("verify log of %s: %w", addr, err)
-	}
-	rep.Size = size
+	// The checkpoint before the size (see LogCheckpoint).
 	var signed *Checkpoint
 	cpSize, cpNote, err := s.cfg.Store.LatestCheckpoint(ctx, addr)
+	size, serr := s.cfg.Store.Size(ctx, addr)
+	if serr != nil {
+		return rep, fmt.Errorf("verify log of %s: %w", addr, serr)
+	}
+	rep.Size = size
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
@@ -496,6 +517,9 @@ func (s *Server) VerifyLog(ctx context.Context, addr string) (LogReport, error) 
 		es, err := s.cfg.Store.Entries(ctx, addr, EntryQuery{Since: next, Asc: true, Limit: page})
 		if err != nil {
 			return rep, fmt.Errorf("verify log of %s: %w", addr, err)
+		}
+		for len(es) > 0 && es[len(es)-1].Index >= size {
+			es = es[:len(es)-1] // appended after the size was read
 		}
 		if len(es) == 0 {
 			break

@@ -55,7 +55,7 @@ func BenchmarkCheckpointAfterAppend(b *testing.B) {
 	e := newEnv(b)
 	w := e.user("anchorer")
 	addr := e.channel(w, "anchors", "private")
-	appendLeaves(b, e, addr, w.ID, "pre", 1000)
+	appendLeaves(b, e, addr, w, "pre", 1000)
 	ctx := context.Background()
 	anon := trail.NewClient(e.url)
 	if _, err := anon.Checkpoint(ctx, addr); err != nil {

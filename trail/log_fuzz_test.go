@@ -105,7 +105,7 @@ func FuzzLogRoutes(f *testing.F) {
 	e := newEnv(f)
 	w := e.user("writer")
 	addr := e.channel(w, "fuzzed", "public")
-	appendLeaves(f, e, addr, w.ID, "f", 300)
+	appendLeaves(f, e, addr, w, "f", 300)
 	h := e.srv.Handler()
 	for _, s := range []string{"checkpoint", "tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1", "tile/entries/001.p/44", "entry/299",
 		"proof/inclusion?index=3&size=300", "proof/consistency?from=7&to=300", "proof/consistency?from=0&to=0", "proof/inclusion?index=-1&size=1e3",

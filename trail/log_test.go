@@ -13,24 +13,36 @@ import (
 	"testing"
 
 	"github.com/lakeproof/lakeproof/trail"
+	tdlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// appendLeaves appends n leaves {"i":k,"tag":tag} to addr through the
-// store concurrently (group commit) and returns all leaves of the channel
-// by index.
-func appendLeaves(t testing.TB, e *env, addr, writer, tag string, n int) {
+// appendLeaves appends n entries signed by w to addr through the store
+// concurrently (group commit).
+func appendLeaves(t testing.TB, e *env, addr string, w *trail.Client, tag string, n int) {
 	t.Helper()
+	writer := w.ID
 	var wg sync.WaitGroup
 	errc := make(chan error, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := e.store.Append(context.Background(), trail.AppendRequest{ChannelAddress: addr, Writer: writer, Leaf: []byte(fmt.Sprintf(`{"i":%d,"tag":%q}`, i, tag))})
+			se, err := trail.Sign(trail.Statement{V: trail.StatementVersion, ChannelAddress: addr, Writer: writer, Nonce: fmt.Sprint(tag, "-", i),
+				Log: trail.Log{Type: "bulk", Created: "2026-01-01T00:00:00Z"}}, w.Key)
+			if err != nil {
+				errc <- err
+				return
+			}
+			leaf, err := se.Leaf()
+			if err != nil {
+				errc <- err
+				return
+			}
+			_, err = e.store.Append(context.Background(), trail.AppendRequest{ChannelAddress: addr, Writer: writer, Leaf: leaf})
 			errc <- err
 		}(i)
 	}
@@ -121,9 +133,9 @@ func TestChannelLogOverHTTP(t *testing.T) {
 		}
 	}
 	cp3 := e.checkpoint(t, anon, addr)
-	appendLeaves(t, e, addr, w.ID, "a", 297) // 300
+	appendLeaves(t, e, addr, w, "a", 297) // 300
 	cp300 := e.checkpoint(t, anon, addr)
-	appendLeaves(t, e, addr, w.ID, "b", 345) // 645: 2 full tiles + 133, level-1 tile of width 2
+	appendLeaves(t, e, addr, w, "b", 345) // 645: 2 full tiles + 133, level-1 tile of width 2
 	cp := e.checkpoint(t, anon, addr)
 	leaves := leavesOf(t, e, addr)
 	if cp.Size != int64(len(leaves)) || cp.Size != 645 {
@@ -132,9 +144,18 @@ func TestChannelLogOverHTTP(t *testing.T) {
 	if root := independentRoot(t, leaves); !bytesEq(root, cp.Hash[:]) {
 		t.Fatalf("checkpoint root %x, merkle computes %x", cp.Hash, root)
 	}
+	// transparency-dev/formats parses and verifies it too (as witnesses do).
+	fcp, _, _, err := tdlog.ParseCheckpoint(cp.Note, cp.Origin, e.noteKey.Verifier)
+	if err != nil || fcp.Size != uint64(cp.Size) || !bytesEq(fcp.Hash, cp.Hash[:]) {
+		t.Fatalf("transparency-dev/formats: %+v %v", fcp, err)
+	}
 	again := e.checkpoint(t, anon, addr)
 	if string(again.Note) != string(cp.Note) {
 		t.Fatal("the log did not grow but a new checkpoint was signed")
+	}
+
+	if rep, err := w.VerifyLog(ctx, addr); err != nil || !rep.Valid || rep.Size != 645 || rep.CheckpointSize != 645 {
+		t.Fatalf("integrity check: %+v %v", rep, err)
 	}
 
 	t.Run("inclusion proofs", func(t *testing.T) {
@@ -304,7 +325,7 @@ func TestChannelLogOverHTTP(t *testing.T) {
 		}
 		// Public channel entries need no JWT.
 		pub := e.channel(w, "public-log", "public")
-		appendLeaves(t, e, pub, w.ID, "p", 2)
+		appendLeaves(t, e, pub, w, "p", 2)
 		e.wantStatus(t, "GET", base+pub+"/entry/1", "", nil, 200)
 		e.wantStatus(t, "GET", base+pub+"/tile/entries/000.p/2", "", nil, 200)
 	})
@@ -314,7 +335,8 @@ func bytesEq(a, b []byte) bool { return string(a) == string(b) }
 
 // TestCheckpointsFormOneChain signs checkpoints from two gateways on one
 // database (replicas sharing the note key) while entries are appended:
-// every pair of checkpoints seen is consistent, and sizes never go back.
+// every pair of checkpoints seen is consistent, sizes never go back, and
+// the integrity check never reports a problem meanwhile.
 func TestCheckpointsFormOneChain(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -361,8 +383,25 @@ func TestCheckpointsFormOneChain(t *testing.T) {
 			}
 		}(s)
 	}
+	// The integrity check runs alongside: never a false alarm.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rep, err := e.srv.VerifyLog(ctx, addr)
+			if err != nil || !rep.Valid {
+				t.Errorf("integrity check during appends: %+v %v", rep, err)
+				return
+			}
+		}
+	}()
 	for i := 0; i < 20; i++ {
-		appendLeaves(t, e, addr, w.ID, fmt.Sprint(i), 5)
+		appendLeaves(t, e, addr, w, fmt.Sprint(i), 5)
 	}
 	close(stop)
 	wg.Wait()

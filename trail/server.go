@@ -176,6 +176,14 @@ func (s *Server) bootstrapAdmin(ctx context.Context, did string) error {
 	case errors.Is(err, ErrNotFound):
 		name := "admin-" + did[len(did)-8:]
 		err = s.cfg.Store.CreateIdentity(ctx, Identity{ID: did, Username: name, Role: RoleAdmin, ClaimType: "Organization", Registered: s.cfg.Now().UTC()})
+		if errors.Is(err, ErrConflict) {
+			// Another replica on the same database bootstrapped it
+			// meanwhile (replicas starting at once): use that one.
+			if id, err = s.cfg.Store.GetIdentity(ctx, did); err == nil && id.Role != RoleAdmin {
+				id.Role = RoleAdmin
+				err = s.cfg.Store.UpdateIdentity(ctx, id)
+			}
+		}
 	case err == nil && id.Role != RoleAdmin:
 		id.Role = RoleAdmin
 		err = s.cfg.Store.UpdateIdentity(ctx, id)

@@ -13,7 +13,7 @@
 # (as the postgres user when root). PostgreSQL refuses to run as root, so
 # as root the cluster belongs to the postgres user the package creates.
 # fsync stays on: the durable-append benchmark must measure real commits.
-_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$_pg_bin" ] || [ ! -x "$_pg_bin/initdb" ]; then
   echo "30-postgres: installing postgresql from Debian"
   if [ "$(id -u)" = 0 ]; then _sudo=; else _sudo=sudo; fi

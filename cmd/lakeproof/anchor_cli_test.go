@@ -174,6 +174,34 @@ func TestAnchorEndToEnd(t *testing.T) {
 	if !strings.Contains(v1, `"lakeproof/proof/v1"`) {
 		t.Fatalf("--no-anchor: %s", v1)
 	}
+	v1p := filepath.Join(dir, "v1.json")
+	os.WriteFile(v1p, []byte(v1), 0o644)
+	mustLP(t, "verify", "--proof", v1p, file)
+	if out, code := lp(t, "verify", "--proof", v1p, file, "--trust", trustFile); code != exitInvalid || !strings.Contains(out, "no anchor level") {
+		t.Fatalf("v1 bundle with trust: exit %d\n%s", code, out)
+	}
+	// A v2 bundle without trust: the dataset level is checked and a note says the rest was not.
+	if out := mustLP(t, "verify", "--proof", bp, file); !strings.Contains(out, "anchor level not checked") {
+		t.Fatalf("v2 without trust: %s", out)
+	}
+
+	// --receipt FILE: the same bundle from a receipt kept elsewhere.
+	if got := mustLP(t, "prove", "--index", idx, "--receipt", receiptPath, "d0/part-2.csv"); got != bundle {
+		t.Fatalf("prove --receipt differs:\n%s", got)
+	}
+	// A receipt of another index is refused (exit 1), not glued on.
+	lake2 := filepath.Join(dir, "lake2")
+	os.MkdirAll(lake2, 0o755)
+	os.WriteFile(filepath.Join(lake2, "x.csv"), []byte("x\n"), 0o644)
+	idx2 := filepath.Join(dir, "lake2.idx")
+	mustLP(t, "index", lake2, "--out", idx2)
+	if out, code := lp(t, "prove", "--index", idx2, "--receipt", receiptPath, "x.csv"); code != exitInvalid || !strings.Contains(out, "anchor payload does not match") {
+		t.Fatalf("prove with another index's receipt: exit %d\n%s", code, out)
+	}
+	// --json names the failed link.
+	if out, code := lp(t, "verify", "--json", "--proof", bp, file, "--trust-gateway", vkey, "--trust-writer", other.ID); code != exitInvalid || !strings.Contains(out, `"check":"writer-trust"`) {
+		t.Fatalf("verify --json, unknown writer: exit %d\n%s", code, out)
+	}
 
 	// The channel grows; the gateway's newer checkpoint must extend the bundle's.
 	for i := range 3 {

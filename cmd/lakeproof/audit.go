@@ -38,7 +38,7 @@ func init() {
 	register(func() *cobra.Command {
 		var o auditOptions
 		c := &cobra.Command{
-			Use:   "audit SOURCE --index DIR | audit SOURCE --channel ADDR --gateway URL --key FILE --trust-gateway KEY --trust-writer DID [--index DIR]",
+			Use:   "audit SOURCE (--index DIR | --channel ADDR --key FILE --trust-gateway KEY --trust-writer DID [--index DIR])",
 			Short: "Compare a dataset with an index, or with the root anchored on a channel",
 			Long: `Hash every object of SOURCE and compare it with the index DIR.
 

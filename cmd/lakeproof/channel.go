@@ -187,7 +187,7 @@ else http://127.0.0.1:8080. Entries written here are signed with the key file's 
 			},
 		}
 		follow.Flags().Int64Var(&followSince, "since", -1, "start at this entry index (-1: only new entries)")
-		cmd.AddCommand(create, search, subscribe, authorize, revoke, subs, write, read, follow, newChannelWatchCmd(o))
+		cmd.AddCommand(create, search, subscribe, authorize, revoke, subs, write, read, follow, newChannelWatchCmd(o), newChannelVerifyCmd(o))
 		return cmd
 	})
 }

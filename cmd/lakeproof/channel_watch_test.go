@@ -406,3 +406,17 @@ func TestChannelWatchLoop(t *testing.T) {
 		t.Fatalf("state size %d, want 2", s)
 	}
 }
+
+// TestChannelWatchFromEmpty starts watching a channel without entries.
+func TestChannelWatchFromEmpty(t *testing.T) {
+	dir := t.TempDir()
+	noteKey, verifier := newNoteKey(t, dir)
+	g := startLogGateway(t, filepath.Join(dir, "gw"), noteKey)
+	w, addr := watchWriter(t, g.url, dir)
+	state := filepath.Join(dir, "watch.json")
+	out, code := watchOnce(t, g.url, addr, verifier, state)
+	wantWatch(t, "empty channel", out, code, 0, `"event":"trusted"`, `"size":0`)
+	writeEntries(t, w, addr, "first")
+	out, code = watchOnce(t, g.url, addr, verifier, state)
+	wantWatch(t, "first entry", out, code, 0, `"event":"advanced"`, `"fromSize":0`, `"size":1`)
+}

@@ -214,7 +214,7 @@ def b58encode(b: bytes) -> str:
 
 def verifier_key(vkey: str):
     """golang.org/x/mod/sumdb/note verifier key: (name, key hash, public key)."""
-    name, h, k = vkey.split("+")
+    name, h, k = vkey.split("+", 2)  # the base64 key may itself contain "+"
     raw = b64(k)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 verifier key")

@@ -1,3 +1,5 @@
+//go:build linux
+
 package postgres_test
 
 import (
@@ -88,6 +90,7 @@ func runAppends(b *testing.B, dsn string, writers int, body func(*testing.PB)) {
 	procs := runtime.GOMAXPROCS(0)
 	b.SetParallelism((writers + procs - 1) / procs)
 	pgPids := serverPids(b, dsn)
+	commits0 := commits(b, dsn)
 	goCPU0, pgCPU0 := selfCPU(), procsCPU(pgPids)
 	b.ResetTimer()
 	start := time.Now()
@@ -99,6 +102,26 @@ func runAppends(b *testing.B, dsn string, writers int, body func(*testing.PB)) {
 	if len(pgPids) > 0 {
 		b.ReportMetric(float64((procsCPU(pgPids)-pgCPU0).Microseconds())/1e3/float64(b.N), "pg-cpu-ms/append")
 	}
+	// Backends flush their statistics at most once a second.
+	time.Sleep(1500 * time.Millisecond)
+	if n := commits(b, dsn) - commits0; n > 0 {
+		b.ReportMetric(float64(b.N)/float64(n), "appends/commit")
+	}
+}
+
+// commits is the number of committed transactions in the database so far
+// (pg_stat_database; approximate: it includes the benchmark's own reads).
+func commits(b *testing.B, dsn string) int64 {
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int64
+	if err := conn.QueryRow(context.Background(), `SELECT pg_stat_force_next_flush(), xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(nil, &n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 func selfCPU() time.Duration {

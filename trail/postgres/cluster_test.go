@@ -14,21 +14,27 @@ import (
 	"github.com/lakeproof/lakeproof/trail/postgres"
 )
 
-// cluster is a set of gateway replicas over real HTTP, each with its own
-// postgres.Store (its own connection pool and append committer, as a
-// separate process would have) on one database. They share what
-// operators share between replicas: the gateway key, the JWT secret and
-// the note key.
+// cluster is a set of gateway replicas over real HTTP on one database.
+// The first procs are separate processes (this test binary re-executed,
+// see main_test.go), started at the same time; the other replicas run in
+// the test process, each with its own postgres.Store (its own connection
+// pool and append committer). They share what operators share between
+// replicas: the gateway key, the JWT secret and the note key.
 type cluster struct {
 	dsn      string
-	urls     []string
-	servers  []*trail.Server
-	stores   []*postgres.Store
+	urls     []string // processes first, then in-process replicas
+	procs    int
+	servers  []*trail.Server   // in-process replicas
+	stores   []*postgres.Store // their stores
 	noteKey  *trail.NoteKey
 	adminKey ed25519.PrivateKey
 }
 
 func newCluster(tb testing.TB, dsn string, replicas int) *cluster {
+	return newProcCluster(tb, dsn, 0, replicas)
+}
+
+func newProcCluster(tb testing.TB, dsn string, procs, replicas int) *cluster {
 	tb.Helper()
 	ctx := context.Background()
 	skey, _, err := note.GenerateKey(rand.Reader, "pg-test-gateway")
@@ -41,14 +47,38 @@ func newCluster(tb testing.TB, dsn string, replicas int) *cluster {
 	}
 	_, gw, _ := ed25519.GenerateKey(rand.Reader)
 	adminPub, adminKey, _ := ed25519.GenerateKey(rand.Reader)
-	c := &cluster{dsn: dsn, noteKey: nk, adminKey: adminKey}
+	c := &cluster{dsn: dsn, noteKey: nk, adminKey: adminKey, procs: procs}
+	secret := bytes.Repeat([]byte{9}, 32)
+	rc := replicaConfig{dsn: dsn, noteKey: skey, admin: trail.DIDFromPublicKey(adminPub), gwSeed: gw.Seed(), jwtSecret: secret}
+	type started struct {
+		url string
+		err error
+	}
+	res := make(chan started, procs)
+	for i := 0; i < procs; i++ {
+		go func() {
+			u, err := startReplicaProcess(tb, rc)
+			res <- started{u, err}
+		}()
+	}
+	for i := 0; i < procs; i++ {
+		r := <-res
+		if r.err != nil {
+			tb.Error(r.err)
+			continue
+		}
+		c.urls = append(c.urls, r.url)
+	}
+	if tb.Failed() {
+		tb.FailNow()
+	}
 	for i := 0; i < replicas; i++ {
 		st, err := postgres.New(ctx, dsn)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		srv, err := trail.New(ctx, trail.Config{
-			Store: st, GatewayKey: gw, JWTSecret: bytes.Repeat([]byte{9}, 32), RateLimit: -1,
+			Store: st, GatewayKey: gw, JWTSecret: secret, RateLimit: -1,
 			Admins: []string{trail.DIDFromPublicKey(adminPub)}, NoteKey: nk,
 		})
 		if err != nil {
@@ -64,18 +94,6 @@ func newCluster(tb testing.TB, dsn string, replicas int) *cluster {
 		c.urls, c.servers, c.stores = append(c.urls, hs.URL), append(c.servers, srv), append(c.stores, st)
 	}
 	return c
-}
-
-// client returns a logged-in client of replica i for key.
-func (c *cluster) client(tb testing.TB, i int, key ed25519.PrivateKey) *trail.Client {
-	tb.Helper()
-	cl := trail.NewClient(c.urls[i])
-	cl.Key = key
-	cl.ID = trail.DIDFromPublicKey(key.Public().(ed25519.PublicKey))
-	if err := cl.Authenticate(context.Background()); err != nil {
-		tb.Fatalf("login at replica %d: %v", i, err)
-	}
-	return cl
 }
 
 // user registers a new identity at replica i and logs it in there.

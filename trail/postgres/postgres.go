@@ -175,9 +175,6 @@ func New(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse connection string: %w", err)
 	}
-	if cfg.MaxConns < 4 {
-		cfg.MaxConns = 4
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect to %s: %w", describe(cfg), err)
@@ -824,13 +821,24 @@ func (s *Store) commitBatch(batch []*appendReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	now := time.Now().UTC()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, r := range live {
-			r.err, r.entry = nil, trail.Entry{}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		now := time.Now().UTC()
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			for _, r := range live {
+				r.err, r.entry = nil, trail.Entry{}
+			}
+			return appendBatch(ctx, tx, live, now)
+		})
+		// Retry only what PostgreSQL certainly rolled back: a deadlock
+		// or serialization failure (not expected: locks are taken in
+		// one order). Anything else, e.g. a connection lost during
+		// COMMIT, may have committed and is reported.
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") {
+			break
 		}
-		return appendBatch(ctx, tx, live, now)
-	})
+	}
 	if err != nil {
 		for _, r := range live {
 			r.err, r.entry = fmt.Errorf("append to channel %s: %w", r.req.ChannelAddress, err), trail.Entry{}

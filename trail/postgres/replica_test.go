@@ -49,8 +49,10 @@ type ack struct {
 	typ   string
 }
 
-// TestReplicasAppendOneChannel: three gateway replicas on one database,
-// many concurrent writers over real HTTP on one channel. Every
+// TestReplicasAppendOneChannel: three gateway replicas on one database —
+// two separate processes started at the same moment on the empty database
+// and one in the test process — and many concurrent writers over real
+// HTTP on one channel. Every
 // acknowledged entry is stored at its acknowledged index, the indexes are
 // 0..N-1 without gap or duplicate, the stored tree hashes are exactly
 // tlog's for the leaves in index order, and every checkpoint any replica
@@ -58,7 +60,7 @@ type ack struct {
 func TestReplicasAppendOneChannel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := newCluster(t, pgtest.NewDatabase(t), 3)
+	c := newProcCluster(t, pgtest.NewDatabase(t), 2, 1)
 	author := c.user(t, 0, "author")
 	addr := c.channel(t, author, "busy")
 	writers := []*trail.Client{author}
@@ -81,12 +83,14 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 		cps    [][]byte
 		failed = make(chan error, goroutines*each)
 		done   = make(chan struct{})
+		first  = make(chan struct{}) // closed after the monitor's first checkpoint
 	)
 	for g := 0; g < goroutines; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
 			cl := c.at(writers[g%len(writers)], g%len(c.urls))
+			<-first
 			for j := 0; j < each; j++ {
 				typ := fmt.Sprintf("g%d-%d", g, j)
 				d, err := cl.Write(ctx, addr, trail.Log{Type: typ})
@@ -105,6 +109,13 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 	monitor := make(chan struct{})
 	go func() {
 		defer close(monitor)
+		defer func() {
+			select {
+			case <-first:
+			default:
+				close(first)
+			}
+		}()
 		for i := 0; ; i++ {
 			select {
 			case <-done:
@@ -119,7 +130,10 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 			mu.Lock()
 			cps = append(cps, cp)
 			mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
+			if i == 0 {
+				close(first)
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}()
 	wg.Wait()
@@ -135,7 +149,7 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 
 	// Indexes: 0..N-1, every acknowledged entry at its index.
 	const n = goroutines * each
-	entries, err := c.stores[1].Entries(ctx, addr, trail.EntryQuery{Since: 0})
+	entries, err := c.stores[0].Entries(ctx, addr, trail.EntryQuery{Since: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +176,7 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 	for i := range idx {
 		idx[i] = int64(i)
 	}
-	got, err := c.stores[2].ReadHashes(ctx, addr, idx)
+	got, err := c.stores[0].ReadHashes(ctx, addr, idx)
 	if err != nil {
 		t.Fatal(err)
 	}
