@@ -55,7 +55,7 @@ already anchored.`,
 		f.StringVarP(&o.Index, "index", "i", "", "local index directory to anchor")
 		f.StringVar(&o.Channel, "channel", "", "channel address (from 'lakeproof channel create')")
 		f.StringVar(&o.Dataset, "dataset", "", "dataset name (default: the index directory's name without extension)")
-		f.StringVar(&o.TrustGateway, "trust-gateway", "", "gateway verifier key: also check the checkpoint's signature")
+		f.StringVar(&o.TrustGateway, "trust-gateway", "", "gateway verifier key (or a file holding it): also check the checkpoint's signature")
 		f.Int64Var(&o.Entry, "entry", -1, "finish the receipt of this already written entry instead of writing one")
 		f.DurationVar(&o.Wait, "wait", 30*time.Second, "how long to wait for a checkpoint that covers the entry")
 		f.StringVar(&o.gateway, "gateway", "", "gateway URL (default $LAKEPROOF_GATEWAY, then the key file's)")
@@ -85,6 +85,13 @@ func runAnchor(ctx context.Context, o anchorOptions, stdout io.Writer) error {
 	}
 	if !index.Exists(o.Index) {
 		return usageError{fmt.Errorf("--index %s: not an index directory (no %s)", o.Index, index.SummaryFile)}
+	}
+	if o.TrustGateway != "" {
+		k, err := readGatewayKey(o.TrustGateway)
+		if err != nil {
+			return err
+		}
+		o.TrustGateway = k
 	}
 	c, err := o.channelOpts.client(ctx)
 	if err != nil {
@@ -148,7 +155,7 @@ func (a *indexAnchorFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&a.gateway, "gateway", "", "with --anchor: gateway URL (default $LAKEPROOF_GATEWAY, then the key file's)")
 	f.StringVar(&a.key, "key", "", "with --anchor: the writer's key file")
 	f.StringVar(&a.dataset, "dataset", "", "with --anchor: dataset name (default: the --out directory's name without extension)")
-	f.StringVar(&a.trustGateway, "trust-gateway", "", "with --anchor: gateway verifier key, to check the checkpoint's signature")
+	f.StringVar(&a.trustGateway, "trust-gateway", "", "with --anchor: gateway verifier key (or a file holding it), to check the checkpoint's signature")
 }
 
 // runIndexAnchored is index --anchor: it logs in to the gateway first (so
@@ -162,6 +169,13 @@ func runIndexAnchored(ctx context.Context, o indexOptions, stdout, stderr io.Wri
 	}
 	if !trail.ValidAddress(o.anchor.channel) {
 		return usageError{fmt.Errorf("--anchor %q is not a channel address (80 hex digits, ':', 24 hex digits)", o.anchor.channel)}
+	}
+	if o.anchor.trustGateway != "" {
+		k, err := readGatewayKey(o.anchor.trustGateway)
+		if err != nil {
+			return err
+		}
+		o.anchor.trustGateway = k
 	}
 	c, err := o.anchor.client(ctx)
 	if err != nil {

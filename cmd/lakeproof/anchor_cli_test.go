@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,6 +72,11 @@ func lp(t *testing.T, args ...string) (string, int) {
 		fmt.Fprintf(&out, "lakeproof: %v\n", err)
 	}
 	return out.String(), exitCode(err)
+}
+
+func haveB3sumCLI() bool {
+	_, err := exec.LookPath("b3sum")
+	return err == nil
 }
 
 func noteGenerate(t *testing.T, name string) (skey, vkey string, err error) {
@@ -169,6 +175,17 @@ func TestAnchorEndToEnd(t *testing.T) {
 	tj, _ := json.Marshal(anchor.Trust{Gateways: []string{vkey}, Writers: []string{writer.ID}})
 	os.WriteFile(trustFile, tj, 0o644)
 	mustLP(t, "verify", "--proof", bp, file, "--trust", trustFile)
+	keyFile := filepath.Join(dir, "gateway.vkey") // --trust-gateway also takes a file
+	os.WriteFile(keyFile, []byte(vkey+"\n"), 0o644)
+	mustLP(t, "verify", "--proof", bp, file, "--trust-gateway", keyFile, "--trust-writer", writer.ID)
+	// The independent verifier (docs/FORMAT.md §11) accepts what a real gateway signed.
+	if _, err := exec.LookPath("python3"); err == nil && haveB3sumCLI() {
+		script, _ := filepath.Abs("../../testdata/independent-verifier/verify.py")
+		out, err := exec.Command("python3", script, bp, file, trustFile).CombinedOutput()
+		if err != nil && !strings.HasPrefix(string(out), "no ") { // exit 3: no Ed25519 available
+			t.Fatalf("independent verifier: %v\n%s", err, out)
+		}
+	}
 	// The version 1 bundle is still available and still verifies.
 	v1 := mustLP(t, "prove", "--index", idx, "--no-anchor", "d0/part-2.csv")
 	if !strings.Contains(v1, `"lakeproof/proof/v1"`) {

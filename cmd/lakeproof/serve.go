@@ -47,7 +47,11 @@ replicas (with copies of the same key files) may share: see docs/OPERATOR.md.
 
 Admin bootstrap: create a key with 'lakeproof identity new --out admin.key', then start
 with --admin <its did:key> (or LAKEPROOF_ADMIN); that identity becomes Admin.
-API key: --api-key or LAKEPROOF_API_KEY. See docs/GATEWAY.md.`,
+API key: --api-key or LAKEPROOF_API_KEY. See docs/GATEWAY.md.
+
+Channel transparency logs: log-note.key in --data (or --note-key FILE, shared by replicas)
+signs every channel checkpoint; its name (--log-name when created) starts every checkpoint
+origin. --print-verifier prints the verifier key readers pin, and exits.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				o.logLevel, _ = cmd.Flags().GetString("log-level")

@@ -21,7 +21,7 @@ type verifyTrustFlags struct {
 }
 
 func (t *verifyTrustFlags) add(f *pflag.FlagSet) {
-	f.StringArrayVar(&t.gateways, "trust-gateway", nil, "trusted gateway verifier key ('lakeproof serve --print-verifier'); repeatable")
+	f.StringArrayVar(&t.gateways, "trust-gateway", nil, "trusted gateway verifier key ('lakeproof serve --print-verifier') or a file holding it; repeatable")
 	f.StringArrayVar(&t.writers, "trust-writer", nil, "trusted writer DID (did:key:…); repeatable")
 	f.StringVar(&t.file, "trust", "", `trust file: {"gateways":[KEY,…],"writers":[DID,…]} (docs/FORMAT.md §12)`)
 	f.StringVar(&t.gateway, "gateway", "", "also check that this gateway's latest checkpoint extends the bundle's")
@@ -43,7 +43,15 @@ func (t *verifyTrustFlags) load() (anchor.Trust, error) {
 			return tr, usageError{fmt.Errorf("%s: %w", t.file, err)}
 		}
 	}
-	raw, _ := json.Marshal(anchor.Trust{Gateways: t.gateways, Writers: t.writers})
+	var keys []string
+	for _, g := range t.gateways {
+		k, err := readGatewayKey(g) // a key, or a file holding one
+		if err != nil {
+			return tr, err
+		}
+		keys = append(keys, k)
+	}
+	raw, _ := json.Marshal(anchor.Trust{Gateways: keys, Writers: t.writers})
 	extra, err := anchor.ParseTrust(raw)
 	if err != nil {
 		return tr, usageError{fmt.Errorf("--trust-gateway/--trust-writer: %w", err)}

@@ -23,7 +23,7 @@ import (
 type cluster struct {
 	dsn      string
 	urls     []string // processes first, then in-process replicas
-	procs    int
+	procs    []*replicaProc
 	servers  []*trail.Server   // in-process replicas
 	stores   []*postgres.Store // their stores
 	noteKey  *trail.NoteKey
@@ -47,18 +47,18 @@ func newProcCluster(tb testing.TB, dsn string, procs, replicas int) *cluster {
 	}
 	_, gw, _ := ed25519.GenerateKey(rand.Reader)
 	adminPub, adminKey, _ := ed25519.GenerateKey(rand.Reader)
-	c := &cluster{dsn: dsn, noteKey: nk, adminKey: adminKey, procs: procs}
+	c := &cluster{dsn: dsn, noteKey: nk, adminKey: adminKey}
 	secret := bytes.Repeat([]byte{9}, 32)
 	rc := replicaConfig{dsn: dsn, noteKey: skey, admin: trail.DIDFromPublicKey(adminPub), gwSeed: gw.Seed(), jwtSecret: secret}
 	type started struct {
-		url string
+		p   *replicaProc
 		err error
 	}
 	res := make(chan started, procs)
 	for i := 0; i < procs; i++ {
 		go func() {
-			u, err := startReplicaProcess(tb, rc)
-			res <- started{u, err}
+			p, err := startReplicaProcess(tb, rc)
+			res <- started{p, err}
 		}()
 	}
 	for i := 0; i < procs; i++ {
@@ -67,7 +67,7 @@ func newProcCluster(tb testing.TB, dsn string, procs, replicas int) *cluster {
 			tb.Error(r.err)
 			continue
 		}
-		c.urls = append(c.urls, r.url)
+		c.urls, c.procs = append(c.urls, r.p.url), append(c.procs, r.p)
 	}
 	if tb.Failed() {
 		tb.FailNow()

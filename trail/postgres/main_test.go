@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,24 +100,32 @@ func runReplica() int {
 	return 0
 }
 
+// replicaProc is a running replica process.
+type replicaProc struct {
+	url    string
+	kill   func() // SIGKILL, as a crash; the end of the test then expects no clean exit
+	killed atomic.Bool
+}
+
 // startReplicaProcess starts this test binary as a replica process and
-// returns its URL once it listens; it is stopped at the end of tb. It may
-// be called from any goroutine.
-func startReplicaProcess(tb testing.TB, cfg replicaConfig) (string, error) {
+// returns it once it listens; it is stopped at the end of tb. It may be
+// called from any goroutine.
+func startReplicaProcess(tb testing.TB, cfg replicaConfig) (*replicaProc, error) {
+	p := &replicaProc{}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), cfg.env()...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return nil, err
 	}
 	exited := make(chan error, 1)
 	addr := make(chan string, 1)
@@ -130,7 +139,7 @@ func startReplicaProcess(tb testing.TB, cfg replicaConfig) (string, error) {
 		stdin.Close()
 		select {
 		case err := <-exited:
-			if err != nil {
+			if err != nil && !p.killed.Load() {
 				tb.Errorf("replica process pid %d: %v\n%s", cmd.Process.Pid, err, stderr.String())
 			}
 		case <-time.After(20 * time.Second):
@@ -143,13 +152,18 @@ func startReplicaProcess(tb testing.TB, cfg replicaConfig) (string, error) {
 	case a := <-addr:
 		if a == "" {
 			<-exited
-			return "", fmt.Errorf("replica process did not start:\n%s", stderr.String())
+			return nil, fmt.Errorf("replica process did not start:\n%s", stderr.String())
 		}
 		tb.Cleanup(stop)
-		return "http://" + a, nil
+		p.url = "http://" + a
+		p.kill = func() {
+			p.killed.Store(true)
+			cmd.Process.Kill() // our own child, by pid
+		}
+		return p, nil
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		<-exited
-		return "", fmt.Errorf("replica process did not start within 60s:\n%s", stderr.String())
+		return nil, fmt.Errorf("replica process did not start within 60s:\n%s", stderr.String())
 	}
 }

@@ -25,7 +25,10 @@
 // Within one process, concurrent Append calls are group-committed: one
 // goroutine takes every pending append (up to maxBatch), runs them in one
 // transaction (one WAL flush for the batch) and answers each caller after
-// COMMIT returned. Entry rows and hashes are written with COPY.
+// COMMIT returned. A batch takes four round trips whatever its size: the
+// checks (pipelined, taking the row locks), one read of the earlier tree
+// hashes the new ones depend on (found by a dry run of tlog's algorithm),
+// the inserts (pipelined, multi-row), and COMMIT.
 //
 // # Invariants
 //
@@ -195,11 +198,22 @@ func describe(cfg *pgxpool.Config) string {
 	return fmt.Sprintf("database %q on %s:%d as %q", c.Database, c.Host, c.Port, c.User)
 }
 
-// migrate applies the pending migrations under the advisory lock, each in
+// migrate creates or migrates the schema; a role without the privilege to
+// do so gets an error that says who can.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	err := migrateSchema(ctx, pool)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("%w (the schema is missing or older than this lakeproof: start it once as a role that may create tables in the database, e.g. its owner; docs/OPERATOR.md)", err)
+	}
+	return err
+}
+
+// migrateSchema applies the pending migrations under the advisory lock, each in
 // its own transaction with the version bump. When the schema is already
 // current it changes nothing and needs no DDL privilege, so replicas may
 // run as a role that may only read and write rows (docs/OPERATOR.md).
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+func migrateSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -761,7 +775,17 @@ func (s *Store) Append(ctx context.Context, req trail.AppendRequest) (trail.Entr
 	}
 	// Once queued, wait for the outcome even if ctx ends: the entry may
 	// already be committed and the caller must not report otherwise.
-	<-r.done
+	select {
+	case <-r.done:
+	case <-s.done:
+		// The committer has exited: it finished every request it took
+		// (closing their done first), so one still open was never taken.
+		select {
+		case <-r.done:
+		default:
+			return trail.Entry{}, fmt.Errorf("append to %s: store closed", req.ChannelAddress)
+		}
+	}
 	return r.entry, r.err
 }
 

@@ -208,6 +208,20 @@ func TestRestrictedRole(t *testing.T) {
 	if err := st.PutCheckpoint(ctx, a, -1, 3, []byte("cp")); err != nil {
 		t.Fatal(err)
 	}
+	// On a database without the schema the role cannot create it, and the
+	// error says who can.
+	empty, err := url.Parse(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty.User = url.User(role)
+	if st, err := postgres.New(ctx, empty.String()); err == nil {
+		st.Close()
+		t.Fatal("the restricted role opened a database without the schema")
+	} else if !strings.Contains(err.Error(), "start it once as a role that may create tables") {
+		t.Fatalf("no hint in: %v", err)
+	}
+
 	conn, err := pgx.Connect(ctx, u.String())
 	if err != nil {
 		t.Fatal(err)
@@ -225,5 +239,49 @@ func TestRestrictedRole(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "42501" { // insufficient_privilege
 			t.Errorf("%s as the gateway role: %v, want permission denied", q, err)
 		}
+	}
+}
+
+// TestAppendAfterClose: appends racing with Close either complete or fail
+// with "store closed"; none hangs.
+func TestAppendAfterClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	st, err := postgres.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const a = "closing-channel"
+	if err := st.CreateChannel(ctx, trail.Channel{Address: a, Type: "private", AuthorID: "did:key:za", Created: time.Now()},
+		trail.Subscription{ChannelAddress: a, ID: "did:key:za", Type: "Author", IsAuthorized: true, AccessRights: trail.RightReadAndWrite}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := st.Append(ctx, trail.AppendRequest{ChannelAddress: a, Leaf: []byte(fmt.Sprint("leaf", i)), Writer: "did:key:za"})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case !strings.Contains(err.Error(), "store closed"):
+				t.Error(err)
+			}
+		}(i)
+	}
+	st.Close()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("appends hang after Close")
+	}
+	// What was acknowledged is stored, and nothing else.
+	if n, err := open(t, dsn).Size(ctx, a); err != nil || n != ok.Load() {
+		t.Fatalf("%d entries stored, %d appends acknowledged (%v)", n, ok.Load(), err)
 	}
 }

@@ -147,70 +147,15 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 		t.FailNow()
 	}
 
-	// Indexes: 0..N-1, every acknowledged entry at its index.
 	const n = goroutines * each
-	entries, err := c.stores[0].Entries(ctx, addr, trail.EntryQuery{Since: 0})
-	if err != nil {
-		t.Fatal(err)
+	if len(acks) != n {
+		t.Fatalf("%d appends acknowledged, want %d", len(acks), n)
 	}
-	if len(entries) != n || len(acks) != n {
-		t.Fatalf("%d entries stored, %d acknowledged, want %d", len(entries), len(acks), n)
+	final := verifyChannel(t, c, author, addr, acks, replicaRange(len(c.urls)))
+	if final.Size != n {
+		t.Fatalf("%d entries stored, want %d", final.Size, n)
 	}
-	leaves := make([][]byte, n)
-	for i, e := range entries {
-		if e.Index != int64(i) {
-			t.Fatalf("entry %d has index %d", i, e.Index)
-		}
-		leaves[i] = e.Leaf
-	}
-	for _, a := range acks {
-		e := entries[a.index]
-		if trail.Link(addr, e.LeafHash) != a.link {
-			t.Fatalf("%s acknowledged at index %d as %s, but that index holds %s", a.typ, a.index, a.link, trail.Link(addr, e.LeafHash))
-		}
-	}
-
-	// Stored hashes: exactly tlog's for the leaves in index order.
-	ref := referenceHashes(t, leaves)
-	idx := make([]int64, len(ref))
-	for i := range idx {
-		idx[i] = int64(i)
-	}
-	got, err := c.stores[0].ReadHashes(ctx, addr, idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ref {
-		if got[i] != ref[i] {
-			t.Fatalf("stored hash %d differs from tlog.StoredHashes", i)
-		}
-	}
-	root, err := tlog.TreeHash(n, ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// Checkpoints: every replica now serves the same latest one, of size
-	// N with the reference root, and every earlier one is consistent with it.
 	origin := trail.Origin(c.noteKey.Name(), addr)
-	var final trail.Checkpoint
-	for i := range c.urls {
-		b, err := c.at(author, i).Checkpoint(ctx, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cp, err := trail.ParseCheckpoint(b, origin, c.noteKey.Verifier)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp.Size != n || cp.Hash != root {
-			t.Fatalf("replica %d: checkpoint of size %d, want %d with the reference root", i, cp.Size, n)
-		}
-		if i > 0 && string(cp.Note) != string(final.Note) {
-			t.Fatalf("replicas 0 and %d serve different checkpoints of size %d:\n%s\n%s", i, n, final.Note, cp.Note)
-		}
-		final = cp
-	}
 	bySize := map[int64]tlog.Hash{}
 	for k, b := range cps {
 		cp, err := trail.ParseCheckpoint(b, origin, c.noteKey.Verifier)
@@ -239,5 +184,162 @@ func TestReplicasAppendOneChannel(t *testing.T) {
 	t.Logf("%d entries by %d writers through %d replicas; %d checkpoints fetched meanwhile, %d distinct sizes %v", n, goroutines, len(c.urls), len(cps), len(sizes), sizes)
 	if len(sizes) < 2 {
 		t.Errorf("the monitor saw only %d checkpoint sizes; the test did not exercise concurrent signing", len(sizes))
+	}
+}
+
+func replicaRange(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// verifyChannel checks the stored channel against what the writers were
+// told (through the in-process replica's store) and returns the
+// checkpoint the replicas in alive serve now: indexes 0..N-1 without gap
+// or duplicate, every acknowledged entry at its acknowledged index, the
+// stored tree hashes exactly tlog's for the leaves in index order, and the
+// same latest checkpoint at every replica, of size N with the reference
+// root.
+func verifyChannel(t *testing.T, c *cluster, author *trail.Client, addr string, acks []ack, alive []int) trail.Checkpoint {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := c.stores[0].Entries(ctx, addr, trail.EntryQuery{Since: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(len(entries))
+	leaves := make([][]byte, n)
+	for i, e := range entries {
+		if e.Index != int64(i) {
+			t.Fatalf("entry %d has index %d", i, e.Index)
+		}
+		leaves[i] = e.Leaf
+	}
+	for _, a := range acks {
+		if a.index >= n {
+			t.Fatalf("%s acknowledged at index %d, but only %d entries are stored", a.typ, a.index, n)
+		}
+		if got := trail.Link(addr, entries[a.index].LeafHash); got != a.link {
+			t.Fatalf("%s acknowledged at index %d as %s, but that index holds %s", a.typ, a.index, a.link, got)
+		}
+	}
+	ref := referenceHashes(t, leaves)
+	got, err := c.stores[0].ReadHashes(ctx, addr, func() []int64 {
+		idx := make([]int64, len(ref))
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		return idx
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ref {
+		if got[i] != ref[i] {
+			t.Fatalf("stored hash %d differs from tlog.StoredHashes", i)
+		}
+	}
+	if n, err := c.stores[0].Size(ctx, addr); err != nil || n != int64(len(leaves)) {
+		t.Fatalf("Size %d (%v), %d entries", n, err, len(leaves))
+	}
+	root, err := tlog.TreeHash(n, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := trail.Origin(c.noteKey.Name(), addr)
+	var final trail.Checkpoint
+	for k, i := range alive {
+		b, err := c.at(author, i).Checkpoint(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := trail.ParseCheckpoint(b, origin, c.noteKey.Verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.Size != n || cp.Hash != root {
+			t.Fatalf("replica %d: checkpoint of size %d, want %d with the reference root", i, cp.Size, n)
+		}
+		if k > 0 && string(cp.Note) != string(final.Note) {
+			t.Fatalf("replicas %d and %d serve different checkpoints of size %d:\n%s\n%s", alive[0], i, n, final.Note, cp.Note)
+		}
+		final = cp
+	}
+	return final
+}
+
+// TestReplicaKilledMidAppend: a replica process is killed (SIGKILL, as a
+// crash) while writers append through it and through two other replicas.
+// PostgreSQL rolls back its open transaction and releases the channel
+// lock: the others go on, and the log stays gap-free with every
+// acknowledged entry at its index. Entries the killed replica did not
+// acknowledge may or may not be stored (the commit may have happened just
+// before the kill), never half.
+func TestReplicaKilledMidAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newProcCluster(t, pgtest.NewDatabase(t), 2, 1)
+	author := c.user(t, 2, "author")
+	addr := c.channel(t, author, "crash")
+	const goroutines, each = 12, 20
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		acks     []ack
+		lost     int
+		killOnce sync.Once
+		failed   = make(chan error, goroutines*each)
+	)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := g % len(c.urls)
+			cl := c.at(author, r)
+			for j := 0; j < each; j++ {
+				typ := fmt.Sprintf("g%d-%d", g, j)
+				d, err := cl.Write(ctx, addr, trail.Log{Type: typ})
+				mu.Lock()
+				switch {
+				case err == nil:
+					acks = append(acks, ack{d.Index, d.Link, typ})
+				case r == 1 && c.procs[1].killed.Load():
+					lost++ // the killed replica: no answer
+				default:
+					failed <- fmt.Errorf("write %s at replica %d: %w", typ, r, err)
+				}
+				n := len(acks)
+				mu.Unlock()
+				if n >= goroutines*each/4 {
+					killOnce.Do(c.procs[1].kill)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(failed)
+	for err := range failed {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if !c.procs[1].killed.Load() || lost == 0 {
+		t.Fatalf("killed %v, %d writes lost: the kill did not happen during the writes", c.procs[1].killed.Load(), lost)
+	}
+	// Writes through the survivors still work after the kill.
+	for _, r := range []int{0, 2} {
+		d, err := c.at(author, r).Write(ctx, addr, trail.Log{Type: fmt.Sprint("after-", r)})
+		if err != nil {
+			t.Fatalf("write through replica %d after the kill: %v", r, err)
+		}
+		acks = append(acks, ack{d.Index, d.Link, fmt.Sprint("after-", r)})
+	}
+	final := verifyChannel(t, c, author, addr, acks, []int{0, 2})
+	t.Logf("%d acknowledged, %d writes to the killed replica unanswered, %d entries stored", len(acks), lost, final.Size)
+	if final.Size < int64(len(acks)) || final.Size > int64(len(acks)+lost) {
+		t.Fatalf("%d entries stored, want between %d acknowledged and %d attempted", final.Size, len(acks), len(acks)+lost)
 	}
 }
