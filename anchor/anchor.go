@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,45 +215,6 @@ func Fetch(ctx context.Context, c *trail.Client, channel string, index int64, le
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, time.Second)
-	}
-}
-
-// Latest finds the newest anchor of dataset on channel (read through c,
-// which needs read rights on the channel), fetches its receipt and checks
-// its entry signature and inclusion (not the checkpoint signature: check
-// that with Verify or trail.ParseCheckpoint and the gateway's key).
-// Entries that are not valid anchors are skipped. The error wraps
-// ErrNoAnchor when the channel has no anchor of dataset.
-func Latest(ctx context.Context, c *trail.Client, channel, dataset string) (Receipt, Payload, error) {
-	const page = 1000
-	for pg := 0; ; pg++ {
-		q := url.Values{"limit": {strconv.Itoa(page)}, "index": {strconv.Itoa(pg)}, "asc": {"false"}}
-		ds, err := c.Read(ctx, channel, q)
-		if err != nil {
-			return Receipt{}, Payload{}, fmt.Errorf("read channel %s: %w", channel, err)
-		}
-		for _, d := range ds {
-			if d.Log.Type != Type {
-				continue
-			}
-			leaf, err := d.SignedEntry(channel).Leaf()
-			if err != nil {
-				continue
-			}
-			_, p, err := ParsePayload(leaf)
-			if err != nil || p.Dataset != dataset {
-				continue // not an anchor of dataset, or not a valid one
-			}
-			r, err := Fetch(ctx, c, channel, d.Index, leaf, "", 0)
-			if err != nil {
-				return Receipt{}, Payload{}, fmt.Errorf("anchor of %s at entry %d of %s: %w", dataset, d.Index, channel, err)
-			}
-			r.Gateway = c.BaseURL
-			return r, p, nil
-		}
-		if len(ds) < page {
-			return Receipt{}, Payload{}, fmt.Errorf("%w: no anchor of dataset %q on channel %s", ErrNoAnchor, dataset, channel)
-		}
 	}
 }
 

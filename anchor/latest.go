@@ -64,10 +64,8 @@ const readPage = 1000
 // ErrOriginMismatch, ErrNoAnchor, ErrGatewayLied or ErrEntryInclusion,
 // or are failures to talk to the gateway.
 //
-// Unlike Latest (the writer's view: the newest anchor whoever wrote it,
-// checkpoint signature not checked), FindLatest is the reader's: it
-// filters by trusted writers, checks the checkpoint signature and proves
-// that no entry after the anchor was altered or withheld.
+// It filters by trusted writers, checks the checkpoint signature and
+// proves that no entry after the anchor was altered or withheld.
 func FindLatest(ctx context.Context, c *trail.Client, channel, dataset string, t Trust) (Found, error) {
 	var f Found
 	if len(t.Gateways) == 0 {

@@ -253,12 +253,13 @@ func TestAnchorEndToEnd(t *testing.T) {
 	if err := c.Authenticate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	lr, lpay, err := anchor.Latest(context.Background(), c, addr, "lake-2026-11")
-	if err != nil || lr.Index != r.Index || lpay.Root != b.Root {
-		t.Fatalf("Latest: %+v %+v %v", lr, lpay, err)
+	trust := anchor.Trust{Gateways: []string{vkey}, Writers: []string{writer.ID}}
+	found, err := anchor.FindLatest(context.Background(), c, addr, "lake-2026-11", trust)
+	if err != nil || found.Receipt.Index != r.Index || found.Payload.Root != b.Root {
+		t.Fatalf("FindLatest: %+v %v", found, err)
 	}
-	if _, _, err := anchor.Latest(context.Background(), c, addr, "other"); !errors.Is(err, anchor.ErrNoAnchor) {
-		t.Fatalf("Latest of an unknown dataset: %v", err)
+	if _, err := anchor.FindLatest(context.Background(), c, addr, "other", trust); !errors.Is(err, anchor.ErrNoAnchor) {
+		t.Fatalf("FindLatest of an unknown dataset: %v", err)
 	}
 	// index --anchor with an unusable key fails before hashing: no index.
 	badIdx := filepath.Join(dir, "bad.idx")

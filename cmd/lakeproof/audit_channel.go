@@ -68,28 +68,10 @@ type auditChannelOutput struct {
 // auditTrust assembles the trusted gateway keys and writer DIDs from
 // --trust FILE, --trust-gateway and --trust-writer.
 func auditTrust(co auditChannelOptions) (anchor.Trust, error) {
-	var t anchor.Trust
-	if co.TrustFile != "" {
-		b, err := os.ReadFile(co.TrustFile)
-		if err != nil {
-			return t, usageError{fmt.Errorf("--trust: %w", err)}
-		}
-		if t, err = anchor.ParseTrust(b); err != nil {
-			return t, usageError{fmt.Errorf("--trust %s: %w", co.TrustFile, err)}
-		}
-	}
-	for _, g := range co.TrustGateways {
-		k, err := readGatewayKey(g)
-		if err != nil {
-			return t, err
-		}
-		t.Gateways = append(t.Gateways, k)
-	}
-	for _, w := range co.TrustWriters {
-		if _, err := trail.ParseDID(w); err != nil {
-			return t, usageError{fmt.Errorf("--trust-writer %q: %w", w, err)}
-		}
-		t.Writers = append(t.Writers, w)
+	flags := verifyTrustFlags{gateways: co.TrustGateways, writers: co.TrustWriters, file: co.TrustFile}
+	t, err := flags.load()
+	if err != nil {
+		return t, err
 	}
 	if len(t.Gateways) == 0 {
 		return t, usageError{errors.New("--channel needs the gateway's verifier key: --trust-gateway KEY (from 'lakeproof serve --print-verifier') or --trust FILE")}

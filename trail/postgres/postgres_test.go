@@ -32,6 +32,7 @@ func open(t testing.TB, dsn string) *postgres.Store {
 }
 
 func TestStoreContract(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) trail.Store { return open(t, pgtest.NewDatabase(t)) })
 }
 
@@ -172,15 +173,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON identities, nonces, channels, subscripti
 GRANT SELECT, INSERT, UPDATE ON checkpoints TO %[1]s;
 GRANT SELECT, INSERT ON entries, log_hashes TO %[1]s;`
 
-// TestRestrictedRole: replicas can run as a role without DDL rights and
-// without UPDATE/DELETE on entries and log_hashes (after the owner created
-// the schema); the database then refuses to alter the log even to a
-// compromised gateway.
-func TestRestrictedRole(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dsn := pgtest.NewDatabase(t)
-	open(t, dsn).Close() // the owner creates the schema
+// restrictedDSN creates a login role with exactly restrictedGrants on the
+// database of dsn (whose schema must exist) and returns dsn for that role;
+// the role is dropped at the end of t.
+func restrictedDSN(t *testing.T, dsn string) (string, string) {
+	t.Helper()
 	role := fmt.Sprintf("lakeproof_gw_%d", time.Now().UnixNano())
 	pgtest.Exec(t, dsn, `CREATE ROLE `+role+` LOGIN`)
 	t.Cleanup(func() {
@@ -194,7 +191,36 @@ func TestRestrictedRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.User = url.User(role)
-	st := open(t, u.String())
+	return u.String(), role
+}
+
+// TestStoreContractRestrictedRole: every Store method works with only the
+// privileges docs/OPERATOR.md grants the replicas' role.
+func TestStoreContractRestrictedRole(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) trail.Store {
+		dsn := pgtest.NewDatabase(t)
+		open(t, dsn).Close() // the owner creates the schema
+		gw, _ := restrictedDSN(t, dsn)
+		return open(t, gw)
+	})
+}
+
+// TestRestrictedRole: replicas can run as a role without DDL rights and
+// without UPDATE/DELETE on entries and log_hashes (after the owner created
+// the schema); the database then refuses to alter the log even to a
+// compromised gateway.
+func TestRestrictedRole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	open(t, dsn).Close() // the owner creates the schema
+	gw, role := restrictedDSN(t, dsn)
+	u, err := url.Parse(gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := open(t, gw)
 	a := "restricted-channel"
 	if err := st.CreateChannel(ctx, trail.Channel{Address: a, Type: "private", AuthorID: "did:key:za", Created: time.Now()},
 		trail.Subscription{ChannelAddress: a, ID: "did:key:za", Type: "Author", IsAuthorized: true, AccessRights: trail.RightReadAndWrite}); err != nil {
