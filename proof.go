@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"strings"
 
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -82,6 +83,9 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	case b.Format != BundleFormat && b.Format != BundleFormatAnchored:
 		return nil, bad("format is %q, want %q or %q", b.Format, BundleFormat, BundleFormatAnchored)
 	}
+	if err := checkLowerHex(data); err != nil {
+		return nil, bad("%v", err)
+	}
 	if err := CheckKey(b.Key); err != nil {
 		return nil, bad("%v", err)
 	}
@@ -97,6 +101,32 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		}
 	}
 	return &b, nil
+}
+
+// checkLowerHex checks that the hashes of a bundle are spelled as §1 of
+// docs/FORMAT.md says, 64 lowercase hex digits (Hash accepts upper case
+// too), so a bundle has one spelling and independent verifiers that
+// compare hex strings agree with this one.
+func checkLowerHex(data []byte) error {
+	var raw struct {
+		Digest    string   `json:"digest"`
+		Root      string   `json:"root"`
+		Inclusion []string `json:"inclusion"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	for i, h := range append([]string{raw.Digest, raw.Root}, raw.Inclusion...) {
+		if h != strings.ToLower(h) {
+			what := [...]string{"digest", "root"}
+			name := "inclusion hash"
+			if i < 2 {
+				name = what[i]
+			}
+			return fmt.Errorf("%s %q: hashes are written in lowercase hex", name, abbrev(h))
+		}
+	}
+	return nil
 }
 
 // Marshal returns the canonical indented JSON encoding of b, with a final newline.

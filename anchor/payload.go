@@ -146,6 +146,13 @@ func ParsePayload(leaf []byte) (trail.SignedEntry, Payload, error) {
 		q.Bytes == nil || q.IndexDigest == nil || q.Tool == nil {
 		return e, Payload{}, fmt.Errorf("%w: publicPayload lacks one of dataset, source, root, treeSize, files, bytes, indexDigest, tool", ErrEntry)
 	}
+	var hex struct {
+		Root        string `json:"root"`
+		IndexDigest string `json:"indexDigest"`
+	}
+	if err := json.Unmarshal(raw, &hex); err != nil || hex.Root != q.Root.String() || hex.IndexDigest != q.IndexDigest.String() {
+		return e, Payload{}, fmt.Errorf("%w: publicPayload: root and indexDigest must be 64 lowercase hex digits", ErrEntry)
+	}
 	if *q.Dataset == "" {
 		return e, Payload{}, fmt.Errorf("%w: publicPayload: empty dataset name", ErrEntry)
 	}

@@ -93,6 +93,11 @@ func TestVerifyBadInput(t *testing.T) {
 			p, _ := json.Marshal(m)
 			f.setEntry(t, entry(t, f.writer, fxChannelA, anchor.Type, "01", p))
 		}, anchor.ErrEntry},
+		{"payload root in upper-case hex", func(t *testing.T, f *fixture) {
+			pl := f.ds.payload()
+			p := strings.Replace(string(pl.Marshal()), pl.Root.String(), strings.ToUpper(pl.Root.String()), 1)
+			f.setEntry(t, entry(t, f.writer, fxChannelA, anchor.Type, "01", []byte(p)))
+		}, anchor.ErrEntry},
 		{"entry not an anchor", func(t *testing.T, f *fixture) {
 			f.setEntry(t, entry(t, f.writer, fxChannelA, "note", "01", f.ds.payload().Marshal()))
 		}, anchor.ErrEntry},
@@ -205,6 +210,7 @@ func TestParseBundleAnchoredMalformed(t *testing.T) {
 		}},
 		{"checkpoint size not decimal", func(b *lakeproof.Bundle) { b.Anchor.Proof = strings.Replace(proofText, "\n3\n", "\n0x3\n", 1) }},
 		{"unknown anchor field", func(b *lakeproof.Bundle) {}},
+		{"root in upper-case hex", func(b *lakeproof.Bundle) {}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -212,6 +218,10 @@ func TestParseBundleAnchoredMalformed(t *testing.T) {
 			raw := f.bundle.Marshal()
 			if tc.name == "unknown anchor field" {
 				raw = []byte(strings.Replace(string(raw), `"channel":`, `"extra": 1, "channel":`, 1))
+			}
+			if tc.name == "root in upper-case hex" {
+				r := f.bundle.Root.String()
+				raw = []byte(strings.Replace(string(raw), `"root": "`+r, `"root": "`+strings.ToUpper(r), 1))
 			}
 			if _, err := lakeproof.ParseBundle(raw); !errors.Is(err, lakeproof.ErrMalformedBundle) {
 				t.Fatalf("got %v, want a malformed bundle", err)

@@ -24,8 +24,9 @@ type Dest interface {
 	// String is the destination's URI, ending in '/'.
 	String() string
 	// Subdirs lists the names of the "directories" directly below the
-	// destination, complete versions or not, in any order.
-	Subdirs(ctx context.Context) ([]string, error)
+	// destination's "directory" under ("" = the destination itself; a
+	// '/'-separated path), complete indexes or not, in any order.
+	Subdirs(ctx context.Context, under string) ([]string, error)
 	// IndexDir is the index location DEST/name/, for reading; a missing
 	// file is an error wrapping fs.ErrNotExist.
 	IndexDir(name string) index.Dir
@@ -43,7 +44,7 @@ type Dest interface {
 // latestRemote returns the name of the newest complete version in dest
 // ("" if none).
 func latestRemote(ctx context.Context, dest Dest) (string, error) {
-	subs, err := dest.Subdirs(ctx)
+	subs, err := dest.Subdirs(ctx, "")
 	if err != nil {
 		return "", err
 	}
@@ -95,8 +96,8 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 		dr.err = fmt.Errorf("index destination %s: this program cannot write to %s destinations", d.Index, strings.SplitN(d.Index, "://", 2)[0])
 		return
 	}
-	if o.ShardCount > 0 || o.Merge {
-		dr.err = fmt.Errorf("%w: index destination %s: sharded runs need a shared local (ReadWriteMany) destination for now", ErrShard, d.Index)
+	if (o.ShardCount > 0 || o.Merge) && (o.RunID == "" || strings.ContainsAny(o.RunID, "/\\") || o.RunID != strings.TrimSpace(o.RunID)) {
+		dr.err = fmt.Errorf("%w: a sharded run needs a run id without '/' (--run-id or LAKEPROOF_RUN_ID) shared by its shards", ErrShard)
 		return
 	}
 	dest, err := o.OpenDest(ctx, d.Index)
@@ -116,7 +117,15 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 		opts.PreviousDir = dest.IndexDir(prev)
 		dr.Previous = opts.PreviousDir.String()
 	}
+	shards := "shards/" + o.RunID // DEST/shards/RUN_ID/shard-IIII-of-NNNN/
 	name := now().UTC().Format("20060102T150405Z")
+	switch {
+	case o.Merge:
+		dr.Action = "merge"
+	case o.ShardCount > 0:
+		dr.Action = fmt.Sprintf("shard %d/%d", o.ShardIndex, o.ShardCount)
+		name = fmt.Sprintf("%s/shard-%04d-of-%04d", shards, o.ShardIndex, o.ShardCount)
+	}
 	dr.IndexResult = &IndexResult{Index: dest.String() + name + "/", Source: d.Source}
 	if o.DryRun {
 		return
@@ -126,6 +135,9 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 		wd = DefaultWorkDir()
 	}
 	work := workDir(wd, dest.String())
+	if o.ShardCount > 0 { // one work directory (and lock) per shard
+		work = filepath.Join(work, "shards", o.RunID, fmt.Sprintf("%04d", o.ShardIndex))
+	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		dr.err = fmt.Errorf("work directory for %s: %w", dest, err)
 		return
@@ -137,15 +149,60 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 	}
 	defer unlock()
 	removeStaleTemps(work)
-	for i := 1; ; i++ {
-		if _, err := dest.IndexDir(name).Open(ctx, index.SummaryFile); errors.Is(err, fs.ErrNotExist) {
-			break
-		} else if err != nil {
-			dr.err = fmt.Errorf("%s%s: %w", dest, name, err)
+	exists := func(name string) (bool, error) {
+		_, err := dest.IndexDir(name).Open(ctx, index.SummaryFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s%s: %w", dest, name, err)
+		}
+		return true, nil
+	}
+	if o.ShardCount == 0 { // a new version: a name not taken yet
+		for i := 1; ; i++ {
+			taken, err := exists(name)
+			if err != nil {
+				dr.err = err
+				return
+			}
+			if !taken {
+				break
+			}
+			name = fmt.Sprintf("%s-%d", now().UTC().Format("20060102T150405Z"), i)
+		}
+	}
+	local := filepath.Join(work, filepath.Base(name))
+	os.RemoveAll(local) // a local copy left by a run whose upload failed
+
+	if o.Merge {
+		subs, err := dest.Subdirs(ctx, shards)
+		if err != nil {
+			dr.err = fmt.Errorf("list the shards of run %s in %s: %w", o.RunID, dest, err)
 			return
 		}
-		name = fmt.Sprintf("%s-%d", now().UTC().Format("20060102T150405Z"), i)
+		var dirs []index.Dir
+		for _, s := range subs {
+			if strings.HasPrefix(s, "shard-") {
+				dirs = append(dirs, dest.IndexDir(shards+"/"+s))
+			}
+		}
+		if len(dirs) == 0 {
+			dr.err = fmt.Errorf("%w: no shard under %s%s/", ErrShard, dest, shards)
+			return
+		}
+		start := time.Now()
+		sum, err := MergeDirs(ctx, dirs, local, o.Tool)
+		if err != nil {
+			dr.err = err
+			return
+		}
+		dr.IndexResult = &IndexResult{Index: local, Source: sum.Source, Root: sum.Root, Files: sum.Files, Bytes: sum.Bytes,
+			Errors: sum.Errors, Previous: sum.Previous, Published: true, Seconds: time.Since(start).Seconds()}
+		publishRemote(ctx, j, d, o, dest, local, name, true, dr)
+		return
 	}
+
 	src, err := o.Open(ctx, d.Source)
 	if err != nil {
 		dr.err = err
@@ -157,29 +214,74 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 	if len(d.Include)+len(d.Exclude) > 0 {
 		src = filterSource{src, d}
 	}
-	opts.Out = filepath.Join(work, name)
+	opts.Out = local
 	opts.Journal = filepath.Join(work, ".journal")
-	os.RemoveAll(opts.Out) // a local copy left by a run whose upload failed
+	if o.ShardCount > 0 {
+		var plan Plan
+		if prev != "" {
+			plan, err = PlanFromIndexDir(ctx, opts.PreviousDir, o.ShardCount)
+		} else {
+			plan, err = PlanFromSource(ctx, src, o.ShardCount)
+		}
+		if err != nil {
+			dr.err = fmt.Errorf("plan shards: %w", err)
+			return
+		}
+		if opts.Shard, err = plan.Shard(o.ShardIndex); err != nil {
+			dr.err = err
+			return
+		}
+		opts.Journal = filepath.Join(work, fmt.Sprintf(".journal-%04d", o.ShardIndex))
+		if done, err := exists(name); err != nil || done { // a retried pod whose shard was uploaded
+			if err == nil {
+				err = sameShard(ctx, dest.IndexDir(name), opts.Shard, dr)
+			}
+			dr.err = err
+			return
+		}
+	}
 	dr.IndexResult, dr.err = Index(ctx, src, opts)
 	if dr.err != nil || !dr.IndexResult.Published {
 		return
 	}
-	if err := dest.Upload(ctx, opts.Out, name); err != nil {
+	publishRemote(ctx, j, d, o, dest, local, name, o.ShardCount == 0, dr)
+}
+
+// sameShard reports (into dr) the shard index already at d, or an error if
+// it is not shard sh of the same plan.
+func sameShard(ctx context.Context, d index.Dir, sh *index.Shard, dr *DatasetReport) error {
+	ix, err := index.OpenDir(ctx, d)
+	if err != nil {
+		return err
+	}
+	s := ix.Summary()
+	ix.Close()
+	if s.Shard == nil || !sameRange(s.Shard, sh) {
+		return fmt.Errorf("%w: %s exists and is not shard %d/%d of this plan", ErrShard, d, sh.Index, sh.Count)
+	}
+	dr.IndexResult = &IndexResult{Index: d.String(), Shard: s.Shard, Root: s.Root, Files: s.Files, Bytes: s.Bytes, Published: true}
+	return nil
+}
+
+// publishRemote uploads the complete local index as DEST/name/, anchors it
+// when anchor is set and the dataset has a channel (from the local copy,
+// which is the uploaded bytes; the receipt is then uploaded beside it), and
+// removes the local copy once all went well.
+func publishRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, dest Dest, local, name string, anchor bool, dr *DatasetReport) {
+	if err := dest.Upload(ctx, local, name); err != nil {
 		dr.IndexResult.Published = false
-		dr.err = fmt.Errorf("upload index %s to %s%s: %w (the index is kept in %s)", name, dest, name, err, opts.Out)
+		dr.err = fmt.Errorf("upload index %s to %s%s: %w (the index is kept in %s)", name, dest, name, err, local)
 		return
 	}
 	dr.IndexResult.Index = dest.String() + name + "/"
-	// Anchored from the local copy, which is the uploaded bytes; the
-	// receipt is uploaded beside the version.
-	if anchorVersion(ctx, j, d, o, opts.Out, dr) && dr.Anchor != nil {
+	if anchor && anchorVersion(ctx, j, d, o, local, dr) && dr.Anchor != nil {
 		if err := dest.UploadFile(ctx, name, dr.Anchor.Receipt); err != nil {
-			dr.err = fmt.Errorf("%w: upload the receipt to %s%s: %w (it is kept in %s)", ErrAnchor, dest, name, err, opts.Out)
+			dr.err = fmt.Errorf("%w: upload the receipt to %s%s: %w (it is kept in %s)", ErrAnchor, dest, name, err, local)
 			return
 		}
 		dr.Anchor.Receipt = dest.String() + name + "/" + filepath.Base(dr.Anchor.Receipt)
 	}
 	if dr.err == nil {
-		os.RemoveAll(opts.Out)
+		os.RemoveAll(local)
 	}
 }

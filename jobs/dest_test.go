@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,59 @@ func TestRunJobS3Destination(t *testing.T) {
 	}
 	if latest, err := latestRemote(ctx, dd); err != nil || latest != "20261127T021700Z-1" {
 		t.Fatalf("after a refused run the newest version is %q (%v)", latest, err)
+	}
+}
+
+// Sharded runs to an S3 destination: each shard uploads its shard index
+// to DEST/shards/RUN_ID/, a retried shard finds it there, and the merge
+// (read from S3) publishes the single run's root as a new version; the
+// next sharded run plans from that version.
+func TestRunJobS3DestinationShards(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	tmp := t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	makeLake(t, lake, 90)
+	full := fullIndex(t, lake, filepath.Join(tmp, "full"))
+	dest := "s3://" + bucket + "/idx"
+	j := job(t, fmt.Sprintf("version: 1\ndatasets:\n  - name: a\n    source: %s\n    index: %s\n", lake, dest))
+	clock := time.Date(2026, 11, 27, 2, 17, 0, 0, time.UTC)
+	ctx := context.Background()
+	for k, run := range []string{"r1", "r2"} {
+		base := RunOptions{Open: openAny, Tool: "test", Now: func() time.Time { return clock.Add(time.Duration(k) * time.Hour) },
+			OpenDest: s3Dest(srv), WorkDir: filepath.Join(tmp, "work"), RunID: run}
+		for i := range 3 {
+			o := base
+			o.ShardIndex, o.ShardCount = i, 3
+			rep := RunJob(ctx, j, o)
+			if err := rep.Err(); err != nil {
+				t.Fatalf("%s shard %d: %v", run, i, err)
+			}
+			if d := rep.Datasets[0]; !d.Published || d.Shard == nil || d.Shard.Compact == nil {
+				t.Fatalf("%s shard %d: %+v", run, i, d.IndexResult)
+			}
+		}
+		o := base
+		o.ShardIndex, o.ShardCount = 1, 3
+		if rep := RunJob(ctx, j, o); rep.Err() != nil || rep.Datasets[0].Rehashed != 0 || !rep.Datasets[0].Published {
+			t.Fatalf("%s retried shard: %v %+v", run, rep.Err(), rep.Datasets[0].IndexResult)
+		}
+		o = base
+		o.Merge = true
+		rep := RunJob(ctx, j, o)
+		if err := rep.Err(); err != nil {
+			t.Fatalf("%s merge: %v", run, err)
+		}
+		d := rep.Datasets[0]
+		if d.Root != full.Root || d.Files != full.Files || !strings.HasPrefix(d.Index, dest+"/2026") {
+			t.Fatalf("%s merge: %+v, single run root %s", run, d.IndexResult, full.Root)
+		}
+		if (k == 1) != (d.IndexResult.Previous != nil) {
+			t.Fatalf("%s merge: previous %+v", run, d.IndexResult.Previous)
+		}
+	}
+	dd, _ := s3Dest(srv)(ctx, dest)
+	if latest, err := latestRemote(ctx, dd); err != nil || latest != "20261127T031700Z" {
+		t.Fatalf("newest version %q (%v)", latest, err)
 	}
 }

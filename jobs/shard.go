@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,10 +138,18 @@ func (s *splitter) finish() Plan {
 // of the source is needed, and every shard computes the same plan from the
 // same index.
 func PlanFromIndex(ctx context.Context, prev string, n int) (Plan, error) {
+	if _, err := os.Stat(prev); err != nil {
+		return Plan{}, fmt.Errorf("open index: %w", err)
+	}
+	return PlanFromIndexDir(ctx, index.LocalDir(prev), n)
+}
+
+// PlanFromIndexDir is PlanFromIndex for an index read from d (local or S3).
+func PlanFromIndexDir(ctx context.Context, d index.Dir, n int) (Plan, error) {
 	if n < 1 {
 		return Plan{}, fmt.Errorf("%w: count %d", ErrShard, n)
 	}
-	ix, err := index.Open(ctx, prev)
+	ix, err := index.OpenDir(ctx, d)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -214,12 +222,26 @@ func PlanFromSource(ctx context.Context, src pipeline.Source, n int) (Plan, erro
 // checked against its own root while they are copied; the result is the
 // index (and root) a single run over the same content gives.
 func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary, error) {
+	ds := make([]index.Dir, len(dirs))
+	for i, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			return index.Summary{}, fmt.Errorf("merge: shard %s: %w", d, err)
+		}
+		ds[i] = index.LocalDir(d)
+	}
+	return MergeDirs(ctx, ds, out, tool)
+}
+
+// MergeDirs is Merge for shard indexes read from index.Dir locations (local
+// directories or S3 prefixes); out is a local directory.
+func MergeDirs(ctx context.Context, dirs []index.Dir, out, tool string) (index.Summary, error) {
 	var none index.Summary
 	if len(dirs) == 0 {
 		return none, fmt.Errorf("%w: no shard given", ErrShard)
 	}
 	type shard struct {
 		dir string
+		d   index.Dir
 		ix  *index.Index
 		sum index.Summary
 	}
@@ -233,8 +255,9 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 			s.ix.Close()
 		}
 	}()
-	for _, d := range dirs {
-		ix, err := index.Open(ctx, d)
+	for _, dd := range dirs {
+		d := dd.String()
+		ix, err := index.OpenDir(ctx, dd)
 		if err != nil {
 			return none, fmt.Errorf("merge: shard %s: %w", d, err)
 		}
@@ -248,7 +271,7 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 			ix.Close()
 			return none, fmt.Errorf("%w: %s: %v", ErrShard, d, err)
 		}
-		s := &shard{d, ix, sum}
+		s := &shard{d, dd, ix, sum}
 		if first == nil {
 			first, count = s, sh.Count
 		}
@@ -378,7 +401,7 @@ func Merge(ctx context.Context, dirs []string, out, tool string) (index.Summary,
 		if b.s != nil {
 			done++
 			if b.s.sum.Errors > 0 {
-				if err := copyErrors(b.s.dir, w); err != nil {
+				if err := copyErrors(ctx, b.s.d, w); err != nil {
 					return none, fmt.Errorf("merge: shard %s: %w", b.s.dir, err)
 				}
 			}
@@ -420,13 +443,13 @@ func samePrevious(a, b *index.Previous) bool {
 	return a.Root == b.Root && a.IndexDigest == b.IndexDigest
 }
 
-func copyErrors(dir string, w *index.Writer) error {
-	f, err := os.Open(filepath.Join(dir, index.ErrorsFile))
+func copyErrors(ctx context.Context, d index.Dir, w *index.Writer) error {
+	f, err := d.Open(ctx, index.ErrorsFile)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.NewSectionReader(f, 0, f.Size()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var oe index.ObjectError

@@ -49,7 +49,8 @@ type Checkpoint struct {
 // ParseCheckpoint opens a signed checkpoint note: it must carry a valid
 // signature by v (other signatures, e.g. of witnesses, are ignored), its
 // body must be a C2SP checkpoint in canonical form (decimal size without
-// leading zeros, a 32-byte root hash; extension lines are allowed) and, if
+// leading zeros, a 32-byte root hash; non-empty extension lines are
+// allowed) and, if
 // origin is not "", its origin line must equal origin. Every failure wraps
 // ErrCheckpoint.
 func ParseCheckpoint(signed []byte, origin string, v note.Verifier) (Checkpoint, error) {
@@ -70,6 +71,10 @@ func ParseCheckpoint(signed []byte, origin string, v note.Verifier) (Checkpoint,
 	}
 	if cp.Size > math.MaxInt64 {
 		return Checkpoint{}, fmt.Errorf("%w: tree size %d too large", ErrCheckpoint, cp.Size)
+	}
+	// C2SP tlog-checkpoint: extension lines are non-empty.
+	if len(rest) > 0 && (rest[0] == '\n' || bytes.Contains(rest, []byte("\n\n"))) {
+		return Checkpoint{}, fmt.Errorf("%w: empty extension line", ErrCheckpoint)
 	}
 	if canon := append(cp.Marshal(), rest...); !bytes.Equal(canon, []byte(n.Text)) {
 		return Checkpoint{}, fmt.Errorf("%w: body is not in canonical form", ErrCheckpoint)

@@ -70,6 +70,8 @@ func TestParseCheckpoint(t *testing.T) {
 		{"truncated", good[:len(good)-20], k.Verifier, origin},
 		{"empty", nil, k.Verifier, origin},
 		{"no verifier", good, nil, origin},
+		{"empty extension line", sign(body+"\n", k.Signer), k.Verifier, origin},
+		{"empty line between extension lines", sign(body+"ext\n\next\n", k.Signer), k.Verifier, origin},
 	} {
 		if _, err := trail.ParseCheckpoint(tc.note, tc.orig, tc.v); !errors.Is(err, trail.ErrCheckpoint) {
 			t.Errorf("%s: got %v, want ErrCheckpoint", tc.name, err)

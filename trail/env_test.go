@@ -31,6 +31,7 @@ type env struct {
 	secret []byte
 	// noteKey signs channel checkpoints.
 	noteKey *trail.NoteKey
+	cfg     trail.Config // for restart (fork_test.go)
 }
 
 func newEnv(t testing.TB, mods ...func(*trail.Config)) *env {
@@ -58,6 +59,7 @@ func newEnv(t testing.TB, mods ...func(*trail.Config)) *env {
 	for _, m := range mods {
 		m(&cfg)
 	}
+	e.cfg = cfg
 	srv, err := trail.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

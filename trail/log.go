@@ -48,6 +48,65 @@ func (l *signLocks) lock(addr string) func() {
 	return m.Unlock
 }
 
+// signedMemo remembers, per channel, the newest checkpoint this process
+// signed or served (its size and root). It is the gateway's own memory of
+// what it has vouched for, independent of the store: a store that was
+// rolled back, lost its checkpoint row or had its history rewritten while
+// the process runs cannot make it sign a checkpoint inconsistent with one
+// it already published. (Across a restart only the stored checkpoint is
+// left; readers holding an older checkpoint still detect a fork.)
+type signedMemo struct {
+	mu sync.Mutex
+	m  map[string]Checkpoint // Note is not kept
+}
+
+func (m *signedMemo) get(addr string) (Checkpoint, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cp, ok := m.m[addr]
+	return cp, ok
+}
+
+// put records cp unless a larger checkpoint is already recorded.
+func (m *signedMemo) put(addr string, cp Checkpoint) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = make(map[string]Checkpoint)
+	}
+	if old, ok := m.m[addr]; !ok || old.Size < cp.Size {
+		m.m[addr] = Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash}
+	}
+}
+
+// checkMemo checks that cp (about to be signed or served) extends the
+// newest checkpoint of addr this process signed or served, with a
+// consistency proof from the stored hashes. A failure is a refusal.
+func (s *Server) checkMemo(ctx context.Context, addr string, cp Checkpoint) error {
+	known, ok := s.signed.get(addr)
+	if !ok {
+		return nil
+	}
+	if cp.Size < known.Size {
+		return s.refuse(addr, fmt.Errorf("%w: the store's log is at size %d but this gateway already signed or served a checkpoint of size %d (the store was rolled back)", ErrInconsistent, cp.Size, known.Size))
+	}
+	var proof tlog.TreeProof
+	if known.Size > 0 && known.Size < cp.Size {
+		p, err := tlog.ProveTree(cp.Size, known.Size, s.logHashes(ctx, addr))
+		if errors.Is(err, ErrNotFound) {
+			return s.refuse(addr, fmt.Errorf("%w: consistency proof %d→%d: %w", ErrInconsistent, known.Size, cp.Size, err))
+		}
+		if err != nil {
+			return fmt.Errorf("checkpoint of %s: consistency proof %d→%d: %w", addr, known.Size, cp.Size, err)
+		}
+		proof = p
+	}
+	if err := VerifyConsistency(known, cp, proof); err != nil {
+		return s.refuse(addr, fmt.Errorf("against the checkpoint of size %d this gateway signed or served earlier: %w", known.Size, err))
+	}
+	return nil
+}
+
 // errRefuseToSign marks a checkpoint the gateway will not sign because the
 // stored log does not extend its latest signed checkpoint.
 var errRefuseToSign = errors.New("refusing to sign")
@@ -83,7 +142,33 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
 			}
 		}
+		known, haveKnown := s.signed.get(addr)
+		if haveKnown && prevSize < known.Size {
+			return nil, s.refuse(addr, fmt.Errorf("%w: the store's latest checkpoint has size %d (-1: none) but this gateway already signed or served one of size %d (the checkpoint row was deleted or rolled back)", ErrInconsistent, prevSize, known.Size))
+		}
 		if prevSize == size {
+			if !haveKnown || known.Size < prevSize {
+				// Signed by another replica (or before a restart): check
+				// it against what this process vouched for, then
+				// remember it.
+				prev, err := ParseCheckpoint(prevNote, origin, k.Verifier)
+				if err != nil {
+					return nil, s.refuse(addr, fmt.Errorf("latest stored checkpoint: %w", err))
+				}
+				if err := s.checkMemo(ctx, addr, prev); err != nil {
+					return nil, err
+				}
+				s.signed.put(addr, prev)
+			} else if known.Size == prevSize {
+				// Same size: the stored note must be the one remembered
+				// (Ed25519 note signatures are deterministic, so the root
+				// is compared only when the bytes differ).
+				if prev, err := ParseCheckpoint(prevNote, origin, k.Verifier); err != nil {
+					return nil, s.refuse(addr, fmt.Errorf("latest stored checkpoint: %w", err))
+				} else if prev.Hash != known.Hash {
+					return nil, s.refuse(addr, fmt.Errorf("%w: the stored checkpoint of size %d has another root than the one this gateway signed or served", ErrInconsistent, prevSize))
+				}
+			}
 			return prevNote, nil
 		}
 		if prevSize > size {
@@ -120,6 +205,9 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				return nil, s.refuse(addr, err)
 			}
 		}
+		if err := s.checkMemo(ctx, addr, cur); err != nil {
+			return nil, err
+		}
 		signed, err := note.Sign(&note.Note{Text: string(checkpointBody(origin, size, root))}, k.Signer)
 		if err != nil {
 			return nil, fmt.Errorf("sign checkpoint of %s at size %d: %w", addr, size, err)
@@ -130,6 +218,14 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 			// it covers as much as ours (it checked consistency too, and
 			// the next signing checks against it); else start over.
 			if n, other, err := s.cfg.Store.LatestCheckpoint(ctx, addr); err == nil && n >= size {
+				ocp, err := ParseCheckpoint(other, origin, k.Verifier)
+				if err != nil {
+					return nil, s.refuse(addr, fmt.Errorf("latest stored checkpoint: %w", err))
+				}
+				if err := s.checkMemo(ctx, addr, ocp); err != nil {
+					return nil, err
+				}
+				s.signed.put(addr, ocp)
 				return other, nil
 			}
 			continue
@@ -137,6 +233,7 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 		if err != nil {
 			return nil, fmt.Errorf("store checkpoint of %s at size %d: %w", addr, size, err)
 		}
+		s.signed.put(addr, cur)
 		s.metrics.checkpointsSigned.Add(1)
 		return signed, nil
 	}

@@ -59,6 +59,7 @@ type Server struct {
 	closeOne  sync.Once
 	routes    []Route
 	signLocks signLocks
+	signed    signedMemo // newest checkpoint signed or served per channel (log.go)
 }
 
 // Route is one API operation; it is served under every prefix in

@@ -282,6 +282,9 @@ func TestTamperEntrySignedByAnotherKey(t *testing.T) {
 	te.rehash(t)
 	te.wantRefusal(t)
 	te.exec(t, `DELETE FROM checkpoints WHERE address = ?`, te.addr)
+	// The running gateway remembers what it signed and refuses
+	// (TestGatewayNeverSignsAFork); a restarted one has only the store.
+	te.restart(t)
 	newer := te.checkpoint(t, te.w, te.addr)
 	p, err := te.w.ConsistencyProof(context.Background(), te.addr, te.cp.Size, newer.Size)
 	if err != nil {

@@ -103,9 +103,19 @@ func verifyProof(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// anchorState is reported in --json for two-level bundles: "verified",
+	// or "not-checked" when no trust anchors were given (then only the
+	// dataset level was checked, as for a v1 bundle).
+	anchorState := ""
+	if b.Anchor != nil {
+		anchorState = "not-checked"
+	}
 	report := func(valid bool, check string, err error) error {
 		if o.JSON {
 			out := map[string]any{"valid": valid, "key": b.Key, "root": b.Root, "file": path, "check": check}
+			if anchorState != "" {
+				out["anchor"] = anchorState
+			}
 			if err != nil {
 				out["error"] = err.Error()
 			}
@@ -128,12 +138,18 @@ func verifyProof(ctx context.Context, o verifyOptions, stdout io.Writer) error {
 		return report(false, "proof", err)
 	}
 	if b.Anchor != nil || o.trust.given() {
-		check, err := verifyAnchorLevel(ctx, o, b, stdout)
+		check, checked, err := verifyAnchorLevel(ctx, o, b, stdout)
 		if err != nil {
 			if check == "" {
 				return err
 			}
+			if b.Anchor != nil {
+				anchorState = "failed"
+			}
 			return report(false, check, err)
+		}
+		if checked {
+			anchorState = "verified"
 		}
 	}
 	if !o.JSON && !o.Quiet && !pathEndsWithKey(path, b.Key) {

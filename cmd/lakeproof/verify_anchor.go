@@ -87,40 +87,41 @@ func anchorCheck(err error) string {
 
 // verifyAnchorLevel checks the anchor level of a bundle whose dataset level
 // verified. It returns the failed check's name and the error; a check name
-// of "" means the error is not a verification failure (usage, I/O).
-func verifyAnchorLevel(ctx context.Context, o verifyOptions, b *lakeproof.Bundle, stdout io.Writer) (string, error) {
+// of "" means the error is not a verification failure (usage, I/O). checked
+// is false when no trust anchors were given and nothing was checked.
+func verifyAnchorLevel(ctx context.Context, o verifyOptions, b *lakeproof.Bundle, stdout io.Writer) (check string, checked bool, err error) {
 	if b.Anchor == nil {
-		return "anchor", fmt.Errorf("the bundle has no anchor level (format %s): its root cannot be checked against the trusted keys; "+
+		return "anchor", false, fmt.Errorf("the bundle has no anchor level (format %s): its root cannot be checked against the trusted keys; "+
 			"make a two-level bundle with 'lakeproof prove' on an anchored index", b.Format)
 	}
 	tr, err := o.trust.load()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if len(tr.Gateways) == 0 || len(tr.Writers) == 0 {
 		if o.trust.given() {
-			return "", usageError{errors.New("give both a trusted gateway key (--trust-gateway) and a trusted writer (--trust-writer), or a --trust file")}
+			return "", false, usageError{errors.New("give both a trusted gateway key (--trust-gateway) and a trusted writer (--trust-writer), or a --trust file")}
 		}
 		if !o.JSON && !o.Quiet {
 			fmt.Fprintf(stdout, "note: anchor level not checked: give --trust-gateway KEY and --trust-writer DID (or --trust FILE)\n")
 		}
-		return "", nil
+		return "", false, nil
 	}
 	v, err := anchor.Verify(b, tr)
 	if err != nil {
 		if c := anchorCheck(err); c != "" {
-			return c, err
+			return c, false, err
 		}
-		return "", err
+		return "", false, err
 	}
 	if o.trust.gateway != "" {
 		c := trail.NewClient(o.trust.gateway)
 		latest, err := anchor.CheckGateway(ctx, c, v, tr)
 		if err != nil {
 			if c := anchorCheck(err); c != "" {
-				return c, err
+				return c, false, err
 			}
-			return "", err
+			return "", false, err
 		}
 		if !o.JSON && !o.Quiet {
 			fmt.Fprintf(stdout, "OK gateway %s: its checkpoint of size %d extends the bundle's of size %d\n", o.trust.gateway, latest.Size, v.Size)
@@ -130,5 +131,5 @@ func verifyAnchorLevel(ctx context.Context, o verifyOptions, b *lakeproof.Bundle
 		fmt.Fprintf(stdout, "OK anchor: dataset %q root %s, entry %d of channel %s signed by %s, in checkpoint %d signed by %s\n",
 			v.Payload.Dataset, v.Payload.Root, v.Index, v.Channel, v.Writer, v.Size, v.Gateway)
 	}
-	return "", nil
+	return "", true, nil
 }

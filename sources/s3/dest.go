@@ -18,9 +18,13 @@ import (
 // layout of docs/JOBS.md): Subdirs lists the versions, IndexDir reads one,
 // Upload publishes a new one.
 
-// Subdirs returns the names of the "directories" directly below d (the
-// common prefixes at '/'), in key order, without the trailing '/'.
-func (d *IndexDir) Subdirs(ctx context.Context) ([]string, error) {
+// Subdirs returns the names of the "directories" directly below d, or
+// below its "directory" under (a '/'-separated path; "" for d itself): the
+// common prefixes at '/', in key order, without the trailing '/'.
+func (d *IndexDir) Subdirs(ctx context.Context, under string) ([]string, error) {
+	if under != "" {
+		d = d.Sub(strings.TrimSuffix(under, "/"))
+	}
 	var names []string
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(d.bucket), Prefix: aws.String(d.prefix), Delimiter: aws.String("/"), EncodingType: types.EncodingTypeUrl}
 	for {
