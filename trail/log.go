@@ -2,6 +2,7 @@ package trail
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -57,14 +58,23 @@ func (l *signLocks) lock(addr string) func() {
 // left; readers holding an older checkpoint still detect a fork.)
 type signedMemo struct {
 	mu sync.Mutex
-	m  map[string]Checkpoint // Note is not kept
+	m  map[string]memoEntry
 }
 
-func (m *signedMemo) get(addr string) (Checkpoint, bool) {
+// memoEntry is a remembered checkpoint (about 70 bytes plus the key).
+type memoEntry struct {
+	size int64
+	hash tlog.Hash
+	note [sha256.Size]byte // SHA-256 of the signed note, for a cheap same-note test
+}
+
+// get returns the remembered checkpoint of addr (its Origin is "": the
+// caller's origin applies; Note is not kept) and its note's SHA-256.
+func (m *signedMemo) get(addr string) (Checkpoint, [sha256.Size]byte, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cp, ok := m.m[addr]
-	return cp, ok
+	e, ok := m.m[addr]
+	return Checkpoint{Size: e.size, Hash: e.hash}, e.note, ok
 }
 
 // put records cp unless a larger checkpoint is already recorded.
@@ -72,10 +82,10 @@ func (m *signedMemo) put(addr string, cp Checkpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.m == nil {
-		m.m = make(map[string]Checkpoint)
+		m.m = make(map[string]memoEntry)
 	}
-	if old, ok := m.m[addr]; !ok || old.Size < cp.Size {
-		m.m[addr] = Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash}
+	if old, ok := m.m[addr]; !ok || old.size < cp.Size {
+		m.m[addr] = memoEntry{size: cp.Size, hash: cp.Hash, note: sha256.Sum256(cp.Note)}
 	}
 }
 
@@ -83,10 +93,11 @@ func (m *signedMemo) put(addr string, cp Checkpoint) {
 // newest checkpoint of addr this process signed or served, with a
 // consistency proof from the stored hashes. A failure is a refusal.
 func (s *Server) checkMemo(ctx context.Context, addr string, cp Checkpoint) error {
-	known, ok := s.signed.get(addr)
+	known, _, ok := s.signed.get(addr)
 	if !ok {
 		return nil
 	}
+	known.Origin = cp.Origin
 	if cp.Size < known.Size {
 		return s.refuse(addr, fmt.Errorf("%w: the store's log is at size %d but this gateway already signed or served a checkpoint of size %d (the store was rolled back)", ErrInconsistent, cp.Size, known.Size))
 	}
@@ -142,7 +153,7 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
 			}
 		}
-		known, haveKnown := s.signed.get(addr)
+		known, knownNote, haveKnown := s.signed.get(addr)
 		if haveKnown && prevSize < known.Size {
 			return nil, s.refuse(addr, fmt.Errorf("%w: the store's latest checkpoint has size %d (-1: none) but this gateway already signed or served one of size %d (the checkpoint row was deleted or rolled back)", ErrInconsistent, prevSize, known.Size))
 		}
@@ -159,7 +170,7 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 					return nil, err
 				}
 				s.signed.put(addr, prev)
-			} else if known.Size == prevSize {
+			} else if known.Size == prevSize && sha256.Sum256(prevNote) != knownNote {
 				// Same size: the stored note must be the one remembered
 				// (Ed25519 note signatures are deterministic, so the root
 				// is compared only when the bytes differ).
@@ -183,11 +194,13 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 			return nil, fmt.Errorf("checkpoint of %s: tree hash at size %d: %w", addr, size, err)
 		}
 		cur := Checkpoint{Origin: origin, Size: size, Hash: root}
+		var prevHash tlog.Hash
 		if prevSize >= 0 {
 			prev, err := ParseCheckpoint(prevNote, origin, k.Verifier)
 			if err != nil {
 				return nil, s.refuse(addr, fmt.Errorf("latest stored checkpoint: %w", err))
 			}
+			prevHash = prev.Hash
 			if prev.Size != prevSize {
 				return nil, s.refuse(addr, fmt.Errorf("%w: stored checkpoint row says size %d, its note %d", ErrInconsistent, prevSize, prev.Size))
 			}
@@ -205,8 +218,12 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				return nil, s.refuse(addr, err)
 			}
 		}
-		if err := s.checkMemo(ctx, addr, cur); err != nil {
-			return nil, err
+		// cur extends prev (checked above); if prev is the remembered
+		// checkpoint, it extends that too.
+		if !haveKnown || known.Size != prevSize || known.Hash != prevHash {
+			if err := s.checkMemo(ctx, addr, cur); err != nil {
+				return nil, err
+			}
 		}
 		signed, err := note.Sign(&note.Note{Text: string(checkpointBody(origin, size, root))}, k.Signer)
 		if err != nil {
@@ -233,6 +250,7 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 		if err != nil {
 			return nil, fmt.Errorf("store checkpoint of %s at size %d: %w", addr, size, err)
 		}
+		cur.Note = signed
 		s.signed.put(addr, cur)
 		s.metrics.checkpointsSigned.Add(1)
 		return signed, nil

@@ -156,3 +156,30 @@ func b64(b []byte) string                 { return base64.StdEncoding.EncodeToSt
 func hex8(h uint32) string                { return fmt.Sprintf("%08x", h) }
 func itoa(n int64) string                 { return strconv.FormatInt(n, 10) }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// FuzzParseNoteKey: arbitrary note key files never panic; an accepted key
+// signs notes that its derived verifier key opens.
+func FuzzParseNoteKey(f *testing.F) {
+	seed := bytes.Repeat([]byte{42}, ed25519.SeedSize)
+	f.Add(signerKey("fuzz-gateway", seed, 0x1234abcd))
+	f.Add("PRIVATE+KEY+a+00000000+AQ==")
+	f.Add("PRIVATE+KEY+name+with+plus+00000000+" + b64(append([]byte{1}, seed...)))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := trail.ParseNoteKey(s)
+		if err != nil {
+			return
+		}
+		signed, err := note.Sign(&note.Note{Text: "x\n"}, k.Signer)
+		if err != nil {
+			t.Fatalf("accepted key %q cannot sign: %v", s, err)
+		}
+		v, err := note.NewVerifier(k.VerifierKey)
+		if err != nil {
+			t.Fatalf("derived verifier key %q: %v", k.VerifierKey, err)
+		}
+		if _, err := note.Open(signed, note.VerifierList(v)); err != nil {
+			t.Fatalf("key %q: its own signature does not verify with %q: %v", s, k.VerifierKey, err)
+		}
+	})
+}
