@@ -112,7 +112,7 @@ func ReadReceipts(dir string) ([]Receipt, error) {
 	}
 	var out []Receipt
 	for _, n := range names {
-		b, err := os.ReadFile(n)
+		b, err := readBounded(n, maxReceipt)
 		if err != nil {
 			return nil, fmt.Errorf("read anchor receipt: %w", err)
 		}
@@ -123,6 +123,18 @@ func ReadReceipts(dir string) ([]Receipt, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// readBounded reads at most limit+1 bytes of the file at path (an index
+// directory may come from someone else: its files are untrusted input), so
+// ParseReceipt reports a file that is too large without reading it all.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit+1))
 }
 
 // ReceiptFor returns the receipt of channel in dir; with channel "" the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lakeproof/lakeproof/anchor"
@@ -62,5 +63,22 @@ func TestDatasetName(t *testing.T) {
 		if got := anchor.DatasetName(in); got != want {
 			t.Errorf("DatasetName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestReadReceiptsBounded: an index directory is untrusted input; a
+// receipt "file" that never ends (here /dev/zero) is refused after a
+// bounded read instead of exhausting memory.
+func TestReadReceiptsBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "anchor-endless.json")); err != nil {
+		t.Skip(err)
+	}
+	_, err := anchor.ReadReceipts(dir)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v, want a receipt larger than the limit", err)
 	}
 }

@@ -252,7 +252,14 @@ func (ix *Index) Close() error {
 }
 
 // readGroup decodes row group rg, validating every row.
-func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
+func (ix *Index) readGroup(ctx context.Context, rg int) ([]Entry, error) {
+	return ix.readGroupInto(ctx, rg, nil)
+}
+
+// readGroupInto is readGroup decoding into buf when it is large enough
+// (Entries reuses one buffer for every group of a scan, so that reading a
+// predecessor of millions of rows does not allocate a slice per group).
+func (ix *Index) readGroupInto(ctx context.Context, rg int, buf []Entry) (_ []Entry, err error) {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s row group %d: %s", ErrCorrupt, ix.dir, ParquetFile, rg, fmt.Sprintf(format, args...))
 	}
@@ -279,7 +286,13 @@ func (ix *Index) readGroup(ctx context.Context, rg int) (_ []Entry, err error) {
 	if want := ix.pf.MetaData().RowGroup(rg).NumRows(); int64(n) != want || int(tbl.NumCols()) != len(allColumns) {
 		return nil, corrupt("decoded %d rows and %d columns, want %d and %d", n, tbl.NumCols(), want, len(allColumns))
 	}
-	out := make([]Entry, n)
+	out := buf[:0]
+	if cap(out) < n {
+		out = make([]Entry, n)
+	} else {
+		out = out[:n]
+		clear(out)
+	}
 	for c := range int(tbl.NumCols()) {
 		i := 0
 		for _, chunk := range tbl.Column(c).Data().Chunks() {
@@ -403,9 +416,13 @@ func (ix *Index) Entries(ctx context.Context, prefix string) iter.Seq2[Entry, er
 		if prefix != "" && ix.fences != nil {
 			start = max(ix.groupFor(prefix), 0)
 		}
-		var prev string
+		var (
+			prev string
+			buf  []Entry // reused: entries are yielded by value
+		)
 		for rg := start; rg < ix.pf.NumRowGroups(); rg++ {
-			es, err := ix.readGroup(ctx, rg)
+			es, err := ix.readGroupInto(ctx, rg, buf)
+			buf = es
 			if err != nil {
 				yield(Entry{}, err)
 				return

@@ -92,9 +92,9 @@ type IndexResult struct {
 // called from the pipeline's producer goroutine in listing order; the
 // consumer pops the matching predecessor entries in the same order.
 type reuser struct {
-	next    func() (index.Entry, error, bool)
+	next    func() (prevEntry, error, bool)
 	stop    func()
-	prev    index.Entry
+	prev    prevEntry
 	has     bool
 	err     error
 	tree    *compact.Range // predecessor root, recomputed from every row
@@ -112,7 +112,7 @@ type reuser struct {
 
 type joined struct {
 	key     string
-	prev    index.Entry
+	prev    prevEntry
 	found   bool // the predecessor has the key
 	same    bool // metadata unchanged
 	sampled bool // re-hashed although reusable
@@ -130,9 +130,17 @@ func (r *reuser) advance() {
 	}
 }
 
+// prevEntry is a predecessor row with its leaf hash, computed once by
+// prefetch for the predecessor's root check and handed to the writer for
+// an unchanged row (index.Writer.AddLeaf) instead of being recomputed.
+type prevEntry struct {
+	index.Entry
+	leaf lakeproof.Hash
+}
+
 // prevBatch is a run of predecessor entries read ahead by prefetch.
 type prevBatch struct {
-	es  []index.Entry
+	es  []prevEntry
 	err error
 }
 
@@ -142,9 +150,12 @@ type prevBatch struct {
 // goroutine. It returns the entries of the shard's range (all without a
 // shard), in order, through next; after next reports the end, r.tree and
 // r.pbytes cover every row. stop ends the goroutine early.
-func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (index.Entry, error, bool), stop func()) {
+func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (prevEntry, error, bool), stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	ch := make(chan prevBatch, 4)
+	// Consumed batches go back to the goroutine through recycle, so that a
+	// scan of millions of rows reuses a handful of buffers.
+	recycle := make(chan []prevEntry, 6)
 	done := make(chan struct{})
 	complete := false // set by the goroutine when every row was read
 	go func() {
@@ -159,7 +170,15 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (in
 			}
 		}
 		const batch = 1024
-		buf := make([]index.Entry, 0, batch)
+		alloc := func() []prevEntry {
+			select {
+			case b := <-recycle:
+				return b[:0]
+			default:
+				return make([]prevEntry, 0, batch)
+			}
+		}
+		buf := alloc()
 		for e, err := range ix.Entries(ctx, "") {
 			if err != nil {
 				send(prevBatch{es: buf, err: err})
@@ -174,11 +193,11 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (in
 			if r.shard != nil && !r.shard.Contains(e.Key) {
 				continue
 			}
-			if buf = append(buf, e); len(buf) == batch {
+			if buf = append(buf, prevEntry{e, leaf}); len(buf) == batch {
 				if !send(prevBatch{es: buf}) {
 					return
 				}
-				buf = make([]index.Entry, 0, batch)
+				buf = alloc()
 			}
 		}
 		if send(prevBatch{es: buf}) {
@@ -186,33 +205,41 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (in
 		}
 	}()
 	var (
-		cur   []index.Entry
+		cur   []prevEntry
+		whole []prevEntry // the batch cur is a suffix of, recycled once consumed
 		err   error
 		ended bool
 	)
-	next = func() (index.Entry, error, bool) {
+	next = func() (prevEntry, error, bool) {
 		for len(cur) == 0 {
+			if cap(whole) > 0 {
+				select {
+				case recycle <- whole:
+				default:
+				}
+				whole = nil
+			}
 			if err != nil {
 				e := err
 				err, ended = nil, true
-				return index.Entry{}, e, true
+				return prevEntry{}, e, true
 			}
 			if ended {
-				return index.Entry{}, nil, false
+				return prevEntry{}, nil, false
 			}
 			b, ok := <-ch
 			if !ok {
 				ended = true
 				<-done // r.tree, r.pbytes and complete are final
 				if !complete {
-					return index.Entry{}, fmt.Errorf("read the previous index: %w", context.Cause(ctx)), true
+					return prevEntry{}, fmt.Errorf("read the previous index: %w", context.Cause(ctx)), true
 				}
-				return index.Entry{}, nil, false
+				return prevEntry{}, nil, false
 			}
-			cur, err = b.es, b.err
+			cur, whole, err = b.es, b.es, b.err
 		}
 		e := cur[0]
-		cur[0] = index.Entry{}
+		cur[0] = prevEntry{}
 		cur = cur[1:]
 		return e, nil, true
 	}
@@ -223,7 +250,7 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (in
 	return next, stop
 }
 
-func (r *reuser) missing(e index.Entry) {
+func (r *reuser) missing(e prevEntry) {
 	r.res.MissingCount++
 	if len(r.res.Missing) < MaxListed {
 		r.res.Missing = append(r.res.Missing, e.Key)
@@ -263,7 +290,7 @@ func (r *reuser) reuse(o pipeline.Object) (lakeproof.Hash, bool) {
 			r.advance()
 		}
 		if r.has && r.prev.Key == o.Key {
-			j.prev, j.found, j.same = r.prev, true, sameMeta(o, r.prev)
+			j.prev, j.found, j.same = r.prev, true, sameMeta(o, r.prev.Entry)
 			r.advance()
 		}
 	}
@@ -463,7 +490,11 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 				res.Mismatches = append(res.Mismatches, r.Key)
 			}
 		}
-		return w.Add(index.Entry{Key: r.Key, Size: r.Size, ModTime: r.ModTime, Digest: r.Digest, ETag: r.ETag, Checksum: r.Checksum})
+		e := index.Entry{Key: r.Key, Size: r.Size, ModTime: r.ModTime, Digest: r.Digest, ETag: r.ETag, Checksum: r.Checksum}
+		if j.found && j.prev.Size == r.Size && j.prev.Digest == r.Digest { // same key, so the same leaf
+			return w.AddLeaf(e, j.prev.leaf)
+		}
+		return w.Add(e)
 	})
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {

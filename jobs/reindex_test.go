@@ -212,7 +212,7 @@ func TestPredecessorRefused(t *testing.T) {
 			ru.tree.Append(leaf[:], nil)
 			ru.pbytes += uint64(e.Size)
 		}
-		ru.next = func() (index.Entry, error, bool) { return index.Entry{}, nil, false }
+		ru.next = func() (prevEntry, error, bool) { return prevEntry{}, nil, false }
 		ru.stop = func() {}
 		if err := ru.finish(sum); !errors.Is(err, ErrPredecessor) {
 			t.Fatalf("finish with a wrong root: %v", err)

@@ -94,6 +94,13 @@ func TestGatewayNeverSignsAFork(t *testing.T) {
 			te := newTamperEnv(t)
 			tc.tamper(t, te)
 			ctx := context.Background()
+			// The integrity check the operator runs after a refusal
+			// reports what the refusal is about.
+			if rep, err := te.w.VerifyLog(ctx, te.addr); err != nil || rep.Valid {
+				t.Fatalf("integrity check of the tampered log: %+v %v", rep, err)
+			} else {
+				t.Logf("integrity check: %q", rep.Problems)
+			}
 			for i := 0; i < 2; i++ { // at the same size, and after an append
 				b, err := te.w.Checkpoint(ctx, te.addr)
 				if err == nil {

@@ -259,7 +259,8 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 
 func (s *Server) refuse(addr string, err error) error {
 	s.metrics.checkpointsRefused.Add(1)
-	s.cfg.Logger.Error("channel log does not extend its signed checkpoint: refusing to sign; the store was altered", "channel", addr, "err", err)
+	s.cfg.Logger.Error("channel log does not extend its signed checkpoint: refusing to sign; the store was altered "+
+		"(find what changed with 'lakeproof channel verify ADDR'; do not restart to clear it: docs/OPERATOR.md, Refusals)", "channel", addr, "err", err)
 	return &refusal{addr: addr, err: err}
 }
 
@@ -590,6 +591,11 @@ func (s *Server) VerifyLog(ctx context.Context, addr string) (LogReport, error) 
 			more++
 		}
 	}
+	// The newest checkpoint this process signed or served (LogCheckpoint)
+	// is checked too, as the stored one may have been deleted or rolled
+	// back. It is read first: it only ever holds a checkpoint that was
+	// stored before, so an honest store is at least as new.
+	known, _, haveKnown := s.signed.get(addr)
 	// The checkpoint before the size (see LogCheckpoint).
 	var signed *Checkpoint
 	cpSize, cpNote, err := s.cfg.Store.LatestCheckpoint(ctx, addr)
@@ -617,12 +623,26 @@ func (s *Server) VerifyLog(ctx context.Context, addr string) (LogReport, error) 
 			problem("a checkpoint of size %d was signed but the log has only %d entries (entries were deleted)", cpSize, size)
 		}
 	}
+	if haveKnown && known.Size > rep.CheckpointSize {
+		problem("this gateway signed or served a checkpoint of size %d since it started, but the store's latest is of size %d (-1: none): the checkpoints row was deleted or rolled back", known.Size, rep.CheckpointSize)
+	}
+	if haveKnown && signed != nil && signed.Size == known.Size && signed.Hash != known.Hash {
+		problem("the stored checkpoint of size %d has another root than the one this gateway signed or served (it was replaced)", known.Size)
+	}
+	if haveKnown && known.Size > size {
+		problem("this gateway signed or served a checkpoint of size %d but the log has only %d entries (entries were deleted)", known.Size, size)
+	}
 	stack := newRootStack()
 	next, gaps := int64(0), false
 	checkSigned := func() {
 		if signed != nil && stack.n == signed.Size && !gaps {
 			if root := stack.root(); root != signed.Hash {
 				problem("the entries do not hash to the root of the signed checkpoint of size %d (history was rewritten)", signed.Size)
+			}
+		}
+		if haveKnown && stack.n == known.Size && !gaps && (signed == nil || signed.Size != known.Size) {
+			if root := stack.root(); root != known.Hash {
+				problem("the entries do not hash to the root of the checkpoint of size %d this gateway signed or served (history was rewritten)", known.Size)
 			}
 		}
 	}

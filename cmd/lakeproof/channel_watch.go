@@ -70,6 +70,9 @@ func loadTrustedGatewayKey(s string) (note.Verifier, error) {
 	return note.NewVerifier(k)
 }
 
+// maxKeyFile bounds a verifier key file (a key is about 100 bytes).
+const maxKeyFile = 64 << 10
+
 // readGatewayKey returns the note verifier key s, or the one held in the
 // file s names, checked.
 func readGatewayKey(s string) (string, error) {
@@ -81,9 +84,9 @@ func readGatewayKey(s string) (string, error) {
 	if !fileExists(s) {
 		return "", usageError{fmt.Errorf("--trust-gateway %q: neither a note verifier key (NAME+HASH+KEY: %v) nor a file", s, kerr)}
 	}
-	b, err := os.ReadFile(s)
+	b, err := readLimited(s, maxKeyFile) // not os.ReadFile: s may be /dev/zero or a huge file
 	if err != nil {
-		return "", usageError{fmt.Errorf("--trust-gateway: %w", err)}
+		return "", usageError{fmt.Errorf("--trust-gateway: %w (a verifier key file holds one line, NAME+HASH+KEY)", err)}
 	}
 	k = strings.TrimSpace(string(b))
 	if _, err := note.NewVerifier(k); err != nil {

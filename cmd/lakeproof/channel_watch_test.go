@@ -343,6 +343,8 @@ func TestChannelWatchBadInput(t *testing.T) {
 	os.WriteFile(otherAddrState, bytes.Replace(other, []byte(addr), []byte(strings.Repeat("f", 80)+":"+strings.Repeat("0", 24)), 1), 0o600)
 	garbage := filepath.Join(dir, "garbage.json")
 	os.WriteFile(garbage, []byte("not json"), 0o600)
+	hugeKey := filepath.Join(dir, "huge.vkey") // a key file is read with a bound
+	os.WriteFile(hugeKey, append([]byte(verifier+"\n"), bytes.Repeat([]byte(" "), 1<<20)...), 0o600)
 
 	for _, tc := range []struct {
 		name          string
@@ -356,6 +358,7 @@ func TestChannelWatchBadInput(t *testing.T) {
 		{"state of another channel", g.url, addr, verifier, otherAddrState, exitUsage, "not " + addr},
 		{"garbage state", g.url, addr, verifier, garbage, exitUsage, "unusable watch state"},
 		{"bad verifier key", g.url, addr, "not-a-key", filepath.Join(dir, "s2.json"), exitUsage, "neither a note verifier key"},
+		{"huge verifier key file", g.url, addr, hugeKey, filepath.Join(dir, "s8.json"), exitUsage, "larger than"},
 		{"no verifier key", g.url, addr, "", filepath.Join(dir, "s3.json"), exitUsage, "--trust-gateway"},
 		{"bad address", g.url, "abc", verifier, filepath.Join(dir, "s4.json"), exitUsage, "malformed"},
 		{"no gateway", "", addr, verifier, filepath.Join(dir, "s5.json"), exitUsage, "--gateway"},
