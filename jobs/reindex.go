@@ -107,7 +107,43 @@ type reuser struct {
 	journal *journalReader
 
 	mu    sync.Mutex
-	queue []joined // predecessor entry of each object passed to reuse, in order
+	queue jqueue // predecessor entry of each object passed to reuse, in order
+}
+
+// jqueue is a FIFO of joined in a ring buffer that grows when full; its
+// length is bounded by the pipeline's window, so it stops growing early
+// and then allocates nothing per object.
+type jqueue struct {
+	buf     []joined // len is a power of two
+	head, n int
+}
+
+func (q *jqueue) push(j joined) {
+	if q.n == len(q.buf) {
+		nb := make([]joined, max(16, 2*len(q.buf)))
+		for i := range q.n {
+			nb[i] = q.buf[(q.head+i)&(len(q.buf)-1)]
+		}
+		q.buf, q.head = nb, 0
+	}
+	q.buf[(q.head+q.n)&(len(q.buf)-1)] = j
+	q.n++
+}
+
+// front returns the oldest element, if any.
+func (q *jqueue) front() (*joined, bool) {
+	if q.n == 0 {
+		return nil, false
+	}
+	return &q.buf[q.head], true
+}
+
+func (q *jqueue) popFront() joined {
+	j := q.buf[q.head]
+	q.buf[q.head] = joined{}
+	q.head = (q.head + 1) & (len(q.buf) - 1)
+	q.n--
+	return j
 }
 
 type joined struct {
@@ -314,7 +350,7 @@ func (r *reuser) reuse(o pipeline.Object) (lakeproof.Hash, bool) {
 
 func (r *reuser) push(j joined) {
 	r.mu.Lock()
-	r.queue = append(r.queue, j)
+	r.queue.push(j)
 	r.mu.Unlock()
 }
 
@@ -322,22 +358,18 @@ func (r *reuser) push(j joined) {
 func (r *reuser) drop(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.queue) > 0 && r.queue[0].key == key {
-		r.queue[0] = joined{}
-		r.queue = r.queue[1:]
+	if f, ok := r.queue.front(); ok && f.key == key {
+		r.queue.popFront()
 	}
 }
 
 func (r *reuser) pop(key string) (joined, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.queue) == 0 || r.queue[0].key != key {
+	if f, ok := r.queue.front(); !ok || f.key != key {
 		return joined{}, fmt.Errorf("internal error: reuse queue out of step at %q", key)
 	}
-	j := r.queue[0]
-	r.queue[0] = joined{}
-	r.queue = r.queue[1:]
-	return j, nil
+	return r.queue.popFront(), nil
 }
 
 // finish drains the predecessor and checks its root.

@@ -132,11 +132,19 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 				}
 				prev, first = obj.Key, false
 			}
+			// Each channel operation first tries without blocking: a
+			// non-blocking single-case select is much cheaper than a
+			// two-case one, and with reused digests (an unchanged
+			// re-index) this loop runs a million times without hashing.
 			var s *slot
 			select {
 			case s = <-free:
-			case <-ctx.Done():
-				return ctx.Err()
+			default:
+				select {
+				case s = <-free:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			s.res = Result{Object: obj, Err: oerr}
 			if oerr != nil && s.res.Key == "" {
@@ -144,8 +152,12 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 			}
 			select {
 			case pending <- s:
-			case <-ctx.Done():
-				return ctx.Err()
+			default:
+				select {
+				case pending <- s:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			if oerr != nil {
 				s.done <- struct{}{}
@@ -186,8 +198,12 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 		for s := range pending {
 			select {
 			case <-s.done:
-			case <-ctx.Done():
-				return ctx.Err()
+			default:
+				select {
+				case <-s.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			if s.res.Err != nil {
 				prog.Errors.Add(1)
