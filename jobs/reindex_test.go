@@ -285,3 +285,37 @@ func TestIncrementalHashError(t *testing.T) {
 		t.Fatalf("without skip-errors: %v", err)
 	}
 }
+
+// The reuse queue is a growing ring: FIFO order must survive growth
+// while the head is anywhere in the buffer.
+func TestJoinedQueue(t *testing.T) {
+	var q jqueue
+	next, want := 0, 0
+	for round, burst := range []int{3, 20, 1, 40, 17, 100, 5} {
+		for range burst {
+			q.push(joined{key: fmt.Sprint(next)})
+			next++
+		}
+		for range burst - round%2 { // leave some behind every other round
+			if f, ok := q.front(); !ok || f.key != fmt.Sprint(want) {
+				t.Fatalf("front %v %v, want %d", f, ok, want)
+			}
+			if j := q.popFront(); j.key != fmt.Sprint(want) {
+				t.Fatalf("popped %q, want %d", j.key, want)
+			}
+			want++
+		}
+	}
+	for q.n > 0 {
+		if j := q.popFront(); j.key != fmt.Sprint(want) {
+			t.Fatalf("popped %q, want %d", j.key, want)
+		}
+		want++
+	}
+	if want != next {
+		t.Fatalf("popped %d of %d", want, next)
+	}
+	if _, ok := q.front(); ok {
+		t.Fatal("front of an empty queue")
+	}
+}

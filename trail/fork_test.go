@@ -53,8 +53,19 @@ func forgedLeaf(t *testing.T, leaf []byte) []byte {
 // behind it. The running gateway remembers the checkpoints it signed and
 // served, so it refuses to sign (500) rather than sign a checkpoint
 // inconsistent with one it published (issue 5: never sign two
-// inconsistent checkpoints).
+// inconsistent checkpoints). With Config.SignedDir the memory survives a
+// restart: the tamper happens while the gateway is down.
 func TestGatewayNeverSignsAFork(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := "running"
+		if restart {
+			name = "restarted with SignedDir"
+		}
+		t.Run(name, func(t *testing.T) { neverSignsAFork(t, restart) })
+	}
+}
+
+func neverSignsAFork(t *testing.T, restart bool) {
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, te *tamperEnv)
@@ -91,8 +102,16 @@ func TestGatewayNeverSignsAFork(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			te := newTamperEnv(t)
+			var mods []func(*trail.Config)
+			if restart {
+				dir := t.TempDir()
+				mods = append(mods, func(c *trail.Config) { c.SignedDir = dir })
+			}
+			te := newTamperEnv(t, mods...)
 			tc.tamper(t, te)
+			if restart {
+				te.env.restart(t)
+			}
 			ctx := context.Background()
 			// The integrity check the operator runs after a refusal
 			// reports what the refusal is about.

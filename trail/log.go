@@ -5,11 +5,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/mod/sumdb/note"
@@ -52,13 +56,20 @@ func (l *signLocks) lock(addr string) func() {
 // signedMemo remembers, per channel, the newest checkpoint this process
 // signed or served (its size and root). It is the gateway's own memory of
 // what it has vouched for, independent of the store: a store that was
-// rolled back, lost its checkpoint row or had its history rewritten while
-// the process runs cannot make it sign a checkpoint inconsistent with one
-// it already published. (Across a restart only the stored checkpoint is
-// left; readers holding an older checkpoint still detect a fork.)
+// rolled back, lost its checkpoint row or had its history rewritten cannot
+// make it sign a checkpoint inconsistent with one it already published.
+//
+// With dir set (Config.SignedDir; `lakeproof serve` uses DATA/signed) the
+// memory also survives restarts: one small file per channel, written
+// (temp file, rename) before the checkpoint is returned, so a store
+// rewritten while the gateway was down is refused after the restart too.
+// The file is not fsynced (a process restart keeps it; a power loss may
+// lose the newest write, and then only readers holding a newer checkpoint
+// catch a rewrite). Without dir the memory lasts as long as the process.
 type signedMemo struct {
-	mu sync.Mutex
-	m  map[string]memoEntry
+	dir string
+	mu  sync.Mutex
+	m   map[string]memoEntry
 }
 
 // memoEntry is a remembered checkpoint (about 70 bytes plus the key).
@@ -68,32 +79,119 @@ type memoEntry struct {
 	note [sha256.Size]byte // SHA-256 of the signed note, for a cheap same-note test
 }
 
+// memoFile is where dir keeps addr's entry: the hex SHA-256 of the address
+// (addresses are validated elsewhere, but a file name must not depend on it).
+func (m *signedMemo) memoFile(addr string) string {
+	h := sha256.Sum256([]byte(addr))
+	return filepath.Join(m.dir, hex.EncodeToString(h[:]))
+}
+
 // get returns the remembered checkpoint of addr (its Origin is "": the
-// caller's origin applies; Note is not kept) and its note's SHA-256.
-func (m *signedMemo) get(addr string) (Checkpoint, [sha256.Size]byte, bool) {
+// caller's origin applies; Note is not kept) and its note's SHA-256. A
+// memory file that cannot be read or parsed is an error: the gateway does
+// not sign until an operator looks at it.
+func (m *signedMemo) get(addr string) (Checkpoint, [sha256.Size]byte, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.m[addr]
-	return Checkpoint{Size: e.size, Hash: e.hash}, e.note, ok
+	if e, ok := m.m[addr]; ok {
+		return Checkpoint{Size: e.size, Hash: e.hash}, e.note, true, nil
+	}
+	if m.dir == "" {
+		return Checkpoint{}, [sha256.Size]byte{}, false, nil
+	}
+	f := m.memoFile(addr)
+	b, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		return Checkpoint{}, [sha256.Size]byte{}, false, nil
+	}
+	if err != nil {
+		return Checkpoint{}, [sha256.Size]byte{}, false, fmt.Errorf("read the signed-checkpoint memory of %s: %w", addr, err)
+	}
+	e, err := parseMemo(b)
+	if err != nil {
+		return Checkpoint{}, [sha256.Size]byte{}, false, fmt.Errorf("signed-checkpoint memory %s of channel %s is corrupt (%w): restore it from a backup or, if the channel's history is known good, remove it", f, addr, err)
+	}
+	if m.m == nil {
+		m.m = make(map[string]memoEntry)
+	}
+	m.m[addr] = e
+	return Checkpoint{Size: e.size, Hash: e.hash}, e.note, true, nil
 }
 
 // put records cp unless a larger checkpoint is already recorded.
-func (m *signedMemo) put(addr string, cp Checkpoint) {
+func (m *signedMemo) put(addr string, cp Checkpoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.m == nil {
 		m.m = make(map[string]memoEntry)
 	}
-	if old, ok := m.m[addr]; !ok || old.size < cp.Size {
-		m.m[addr] = memoEntry{size: cp.Size, hash: cp.Hash, note: sha256.Sum256(cp.Note)}
+	old, ok := m.m[addr]
+	if ok && old.size >= cp.Size {
+		return nil
 	}
+	e := memoEntry{size: cp.Size, hash: cp.Hash, note: sha256.Sum256(cp.Note)}
+	if m.dir != "" {
+		if err := m.write(addr, e); err != nil {
+			return fmt.Errorf("remember the checkpoint of %s at size %d: %w", addr, cp.Size, err)
+		}
+	}
+	m.m[addr] = e
+	return nil
+}
+
+// write stores e as addr's memory file: "size hexroot hexnotehash\n".
+func (m *signedMemo) write(addr string, e memoEntry) error {
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return err
+	}
+	f := m.memoFile(addr)
+	tmp, err := os.CreateTemp(m.dir, ".memo-*")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(tmp, "%d %s %s\n", e.size, hex.EncodeToString(e.hash[:]), hex.EncodeToString(e.note[:]))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// parseMemo parses a memory file written by write.
+func parseMemo(b []byte) (memoEntry, error) {
+	var e memoEntry
+	fields := strings.Fields(string(b))
+	if len(fields) != 3 || !strings.HasSuffix(string(b), "\n") || strings.Count(string(b), "\n") != 1 {
+		return e, errors.New("want one line: size, root and note hash")
+	}
+	size, err := strconv.ParseInt(fields[0], 10, 64)
+	if err != nil || size < 0 {
+		return e, fmt.Errorf("bad size %q", fields[0])
+	}
+	root, err1 := hex.DecodeString(fields[1])
+	nh, err2 := hex.DecodeString(fields[2])
+	if err1 != nil || err2 != nil || len(root) != len(e.hash) || len(nh) != len(e.note) {
+		return e, errors.New("bad root or note hash")
+	}
+	e.size = size
+	copy(e.hash[:], root)
+	copy(e.note[:], nh)
+	return e, nil
 }
 
 // checkMemo checks that cp (about to be signed or served) extends the
 // newest checkpoint of addr this process signed or served, with a
 // consistency proof from the stored hashes. A failure is a refusal.
 func (s *Server) checkMemo(ctx context.Context, addr string, cp Checkpoint) error {
-	known, _, ok := s.signed.get(addr)
+	known, _, ok, err := s.signed.get(addr)
+	if err != nil {
+		return s.refuse(addr, err)
+	}
 	if !ok {
 		return nil
 	}
@@ -153,7 +251,10 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				return nil, fmt.Errorf("checkpoint of %s: %w", addr, err)
 			}
 		}
-		known, knownNote, haveKnown := s.signed.get(addr)
+		known, knownNote, haveKnown, err := s.signed.get(addr)
+		if err != nil {
+			return nil, s.refuse(addr, err)
+		}
 		if haveKnown && prevSize < known.Size {
 			return nil, s.refuse(addr, fmt.Errorf("%w: the store's latest checkpoint has size %d (-1: none) but this gateway already signed or served one of size %d (the checkpoint row was deleted or rolled back)", ErrInconsistent, prevSize, known.Size))
 		}
@@ -169,7 +270,9 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				if err := s.checkMemo(ctx, addr, prev); err != nil {
 					return nil, err
 				}
-				s.signed.put(addr, prev)
+				if err := s.signed.put(addr, prev); err != nil {
+					return nil, err
+				}
 			} else if known.Size == prevSize && sha256.Sum256(prevNote) != knownNote {
 				// Same size: the stored note must be the one remembered
 				// (Ed25519 note signatures are deterministic, so the root
@@ -242,7 +345,9 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 				if err := s.checkMemo(ctx, addr, ocp); err != nil {
 					return nil, err
 				}
-				s.signed.put(addr, ocp)
+				if err := s.signed.put(addr, ocp); err != nil {
+					return nil, err
+				}
 				return other, nil
 			}
 			continue
@@ -251,7 +356,9 @@ func (s *Server) LogCheckpoint(ctx context.Context, addr string) ([]byte, error)
 			return nil, fmt.Errorf("store checkpoint of %s at size %d: %w", addr, size, err)
 		}
 		cur.Note = signed
-		s.signed.put(addr, cur)
+		if err := s.signed.put(addr, cur); err != nil {
+			return nil, err
+		}
 		s.metrics.checkpointsSigned.Add(1)
 		return signed, nil
 	}
@@ -595,7 +702,10 @@ func (s *Server) VerifyLog(ctx context.Context, addr string) (LogReport, error) 
 	// is checked too, as the stored one may have been deleted or rolled
 	// back. It is read first: it only ever holds a checkpoint that was
 	// stored before, so an honest store is at least as new.
-	known, _, haveKnown := s.signed.get(addr)
+	known, _, haveKnown, merr := s.signed.get(addr)
+	if merr != nil {
+		problem("%v", merr)
+	}
 	// The checkpoint before the size (see LogCheckpoint).
 	var signed *Checkpoint
 	cpSize, cpNote, err := s.cfg.Store.LatestCheckpoint(ctx, addr)

@@ -45,6 +45,11 @@ type Config struct {
 	// checkpoint origins). Without it the checkpoint route answers 503;
 	// tiles and proofs are still served.
 	NoteKey *NoteKey
+	// SignedDir, if set, is where the gateway remembers per channel the
+	// newest checkpoint it signed or served, so that after a restart it
+	// still refuses to sign a history that does not extend it (one small
+	// file per channel; see signedMemo in log.go). Each replica has its own.
+	SignedDir string
 }
 
 // Server is the audit-trail gateway HTTP API.
@@ -144,6 +149,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		closing: make(chan struct{}),
 	}
 	s.signLocks.seed = maphash.MakeSeed()
+	s.signed.dir = cfg.SignedDir
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

@@ -32,8 +32,8 @@ type tamperEnv struct {
 	db   *sql.DB
 }
 
-func newTamperEnv(t *testing.T) *tamperEnv {
-	e := newEnv(t)
+func newTamperEnv(t *testing.T, mods ...func(*trail.Config)) *tamperEnv {
+	e := newEnv(t, mods...)
 	ctx := context.Background()
 	te := &tamperEnv{env: e, w: e.user("writer")}
 	te.addr = e.channel(te.w, "tampered", "private")

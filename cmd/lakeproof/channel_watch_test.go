@@ -293,10 +293,19 @@ func TestChannelWatchTamperedDB(t *testing.T) {
 			t.Fatalf("%s: %v", q.sql, err)
 		}
 	}
-	// A running gateway remembers what it signed and refuses to sign a
-	// fork (trail TestGatewayNeverSignsAFork); a restarted one has only
-	// the store, so the readers must catch it.
+	// A gateway remembers what it signed (DATA/signed, also across a
+	// restart) and refuses to sign a fork (trail TestGatewayNeverSignsAFork).
 	g.Stop()
+	g.start()
+	w.gateway = g.url
+	out, code = watchOnce(t, g.url, addr, verifier, state)
+	wantWatch(t, "restarted gateway on a rolled-back store", out, code, exitUsage, "refusing to sign")
+	// An attacker who also controls the gateway's data directory removes
+	// that memory: then only the readers can catch it.
+	g.Stop()
+	if err := os.RemoveAll(filepath.Join(data, "signed")); err != nil {
+		t.Fatal(err)
+	}
 	g.start()
 	w.gateway = g.url
 	out, code = watchOnce(t, g.url, addr, verifier, state)

@@ -212,7 +212,7 @@ func runServe(ctx context.Context, stderr io.Writer, o serveOpts) error {
 	srv, err := trail.New(ctx, trail.Config{
 		Store: store, GatewayKey: gwKey, JWTSecret: secret, JWTTTL: o.jwtTTL, APIKey: o.apiKey,
 		MaxBody: o.maxBody, Admins: o.admins, Version: toolVersion(), RateLimit: o.rateLimit, Logger: logger,
-		NoteKey: noteKey,
+		NoteKey: noteKey, SignedDir: filepath.Join(o.data, "signed"),
 	})
 	if err != nil {
 		return usageError{err}
