@@ -102,7 +102,8 @@ func FindLatest(ctx context.Context, c *trail.Client, channel, dataset string, t
 	next := cp.Size - 1 // the index the next entry taken must have
 	var (
 		found     bool
-		leaves    [][]byte // leaves[i] is entry cp.Size-1-i
+		read      []tlog.Hash // read[i] is the record hash of entry cp.Size-1-i as read (32 bytes per entry, not the entry)
+		bestLeaf  []byte
 		datasets  []string
 		bestIndex int64
 	)
@@ -127,7 +128,7 @@ scan:
 			if err != nil {
 				return f, fmt.Errorf("%w: channel %s entry %d: %w", ErrGatewayLied, channel, d.Index, err)
 			}
-			leaves = append(leaves, leaf)
+			read = append(read, tlog.RecordHash(leaf))
 			next--
 			if d.Log.Type != Type {
 				continue
@@ -142,13 +143,13 @@ scan:
 			case !slices.Contains(t.Writers, e.Statement.Writer):
 				f.Skipped = append(f.Skipped, Skipped{Index: d.Index, Writer: e.Statement.Writer, Dataset: p.Dataset, Reason: ErrWriterNotTrusted.Error()})
 			case dataset != "":
-				found, bestIndex = true, d.Index
+				found, bestIndex, bestLeaf = true, d.Index, leaf
 				break scan
 			default:
 				if !slices.Contains(datasets, p.Dataset) {
 					datasets = append(datasets, p.Dataset)
 					if len(datasets) == 1 {
-						found, bestIndex = true, d.Index
+						found, bestIndex, bestLeaf = true, d.Index, leaf
 					}
 				}
 			}
@@ -179,7 +180,7 @@ scan:
 	// end against the checkpoint's tree: the anchor is in the log, and no
 	// newer entry was altered in the read to hide a newer anchor.
 	n := cp.Size - bestIndex
-	leaves = leaves[:n]
+	read = read[:n]
 	idx := make([]int64, n)
 	for i := range idx {
 		idx[i] = tlog.StoredHashIndex(0, cp.Size-1-int64(i))
@@ -193,11 +194,11 @@ scan:
 		return f, fmt.Errorf("channel %s: read hash tiles of entries %d to %d at size %d: %w", channel, bestIndex, cp.Size-1, cp.Size, err)
 	}
 	for i, h := range hashes {
-		if tlog.RecordHash(leaves[i]) != h {
+		if read[i] != h {
 			return f, fmt.Errorf("%w: channel %s entry %d as read is not the entry the checkpoint of size %d commits to", ErrGatewayLied, channel, cp.Size-1-int64(i), cp.Size)
 		}
 	}
-	leaf := leaves[n-1]
+	leaf := bestLeaf
 	e, p, err := ParsePayload(leaf)
 	if err != nil { // checked in the scan; parsing is deterministic
 		return f, err
