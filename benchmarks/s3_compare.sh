@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift 2 ;;
     --big) DO_BIG=1; shift ;;
     --no-small) DO_SMALL=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "s3_compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
