@@ -45,8 +45,9 @@
 //   - Transient failures (5xx, SlowDown, resets) are retried with backoff by
 //     the SDK retryer; a body cut off mid-stream is resumed with a ranged,
 //     still If-Match-pinned GET from the last byte received.
-//   - Objects larger than Options.PartSize are read with parallel ranged GETs
-//     that feed Read in order; the reader also implements io.ReaderAt.
+//   - Objects larger than Options.PartSize, opened while no other object is
+//     open, are read with parallel ranged GETs that feed Read in order
+//     (otherwise with one GET); the reader also implements io.ReaderAt.
 //   - The provider's ETag is recorded in pipeline.Object at listing time;
 //     its x-amz-checksum-* value (requested with ChecksumMode ENABLED, and
 //     verified by the SDK when it covers the whole object) is available from

@@ -391,3 +391,65 @@ func TestCABundle(t *testing.T) {
 		wantErr(t, "TLS endpoint with an unknown CA", err, "certificate")
 	})
 }
+
+// TestRangedOnlyWhenAlone: a large object opened while no other object is
+// open is read with ranged GETs after a HEAD; one opened while another is
+// open is read with a single GET (the caller's parallelism suffices).
+func TestRangedOnlyWhenAlone(t *testing.T) {
+	srv := s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	a, b := bytes.Repeat([]byte("a"), 1<<20), bytes.Repeat([]byte("b"), 1<<20+7)
+	srv.PutTree(t, bucket, map[string][]byte{"a": a, "b": b})
+	var heads atomic.Int64
+	proxy := s3test.NewProxy(t, srv.Endpoint, func(_ int, r *http.Request) s3test.Fault {
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+		}
+		return s3test.Pass
+	})
+	h := httptest.NewServer(proxy)
+	t.Cleanup(h.Close)
+	o := opts(srv, h.URL)
+	o.PartSize = 256 << 10
+	src := newSource(t, "s3://"+bucket, o)
+	objs, _ := listing(t, src)
+	if len(objs) != 2 {
+		t.Fatalf("listed %d objects", len(objs))
+	}
+	base := heads.Load() // New's and the listing's probes
+	ctx := context.Background()
+	ra, err := src.Open(ctx, objs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := heads.Load() - base; n != 1 {
+		t.Fatalf("alone: %d HEADs, want 1 (ranged reading)", n)
+	}
+	rb, err := src.Open(ctx, objs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := heads.Load() - base; n != 1 {
+		t.Fatalf("second open object: %d HEADs, want still 1 (one GET)", n)
+	}
+	for _, c := range []struct {
+		r    io.ReadCloser
+		want []byte
+	}{{ra, a}, {rb, b}} {
+		got, err := io.ReadAll(c.r)
+		if err != nil || !bytes.Equal(got, c.want) {
+			t.Fatalf("read %d bytes, %v", len(got), err)
+		}
+		if err := c.r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rb, err = src.Open(ctx, objs[1]) // alone again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if n := heads.Load() - base; n != 2 {
+		t.Fatalf("alone after both closed: %d HEADs, want 2", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -103,6 +104,7 @@ type Source struct {
 	log      *slog.Logger
 	bufs     sync.Pool     // *[]byte of len partSize
 	slots    chan struct{} // one token per part buffer in use, bounding read-ahead memory
+	open     atomic.Int64  // readers open (Open succeeded, Close not yet called)
 }
 
 var _ pipeline.Source = (*Source)(nil)
