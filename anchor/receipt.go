@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/lakeproof/lakeproof"
+	"github.com/lakeproof/lakeproof/internal/durable"
 )
 
 // ReceiptFormat is the "format" of an anchor receipt file.
@@ -168,46 +170,12 @@ func ReceiptFor(dir, channel string) (Receipt, error) {
 // exists: ErrAnchored), removes the temporary name and fsyncs dir.
 func SaveReceipt(dir string, r Receipt) error {
 	final := filepath.Join(dir, ReceiptName(r.Channel))
-	if _, err := os.Lstat(final); err == nil {
+	err := durable.WriteFile(final, r.Marshal(), 0o644, false)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: %s exists", ErrAnchored, final)
 	}
-	f, err := os.CreateTemp(dir, ".anchor-*.tmp")
 	if err != nil {
-		return fmt.Errorf("save anchor receipt in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(r.Marshal()); err != nil {
-		f.Close()
-		return fmt.Errorf("write anchor receipt %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("write anchor receipt %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync anchor receipt %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close anchor receipt %s: %w", tmp, err)
-	}
-	if err := os.Link(tmp, final); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%w: %s exists", ErrAnchored, final)
-		}
-		return fmt.Errorf("publish anchor receipt %s: %w", final, err)
-	}
-	if err := os.Remove(tmp); err != nil {
-		return fmt.Errorf("remove %s: %w", tmp, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
+		return fmt.Errorf("save anchor receipt: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/lakeproof/lakeproof/internal/durable"
 	"github.com/lakeproof/lakeproof/trail"
 )
 
@@ -120,37 +121,8 @@ func SaveWatchState(path string, st WatchState) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save watch state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), 0o600, true); err != nil {
 		return fmt.Errorf("save watch state: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("save watch state %s: %w", path, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save watch state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save watch state %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save watch state %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save watch state %s: fsync directory: %w", path, err)
 	}
 	return nil
 }

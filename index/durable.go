@@ -4,21 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/lakeproof/lakeproof/internal/durable"
 )
 
 // syncDir fsyncs a directory so that the creation, removal or renaming of
 // its entries is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
+var syncDir = durable.SyncDir
 
 // publishDir makes the complete, fsynced directory tmp visible at dst:
 // rename(tmp, dst) without replacing an existing dst, then fsync of the

@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/lakeproof/lakeproof/internal/durable"
 )
 
 // KeyFile is a non-custodial identity key as stored by `lakeproof identity
@@ -52,26 +53,8 @@ func SaveKeyFile(path string, k KeyFile) error {
 	if err != nil {
 		return fmt.Errorf("encode key file %q: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(path, append(b, '\n'), 0o600, false); err != nil {
 		return fmt.Errorf("create key file: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("write key file %q: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("sync key file %q: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close key file %q: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

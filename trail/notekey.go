@@ -6,13 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/lakeproof/lakeproof/internal/durable"
 )
 
 // DefaultLogName is the note key name (and checkpoint origin prefix) of a
@@ -98,23 +100,9 @@ func LoadOrCreateNoteKey(path, name string) (*NoteKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate note key %q: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".note-key-*")
-	if err != nil {
-		return nil, fmt.Errorf("create note key %q: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(skey + "\n")
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return nil, fmt.Errorf("write note key %q: %w", tmp.Name(), err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("install note key %q: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
+	// Another process may have created it meanwhile: then load that one.
+	if err := durable.WriteFile(path, []byte(skey+"\n"), 0o600, false); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create note key: %w", err)
 	}
 	return LoadNoteKey(path)
 }
