@@ -9,7 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lakeproof/lakeproof/index"
 	"github.com/lakeproof/lakeproof/jobs"
+	"github.com/lakeproof/lakeproof/pipeline"
 )
 
 type auditOptions struct {
@@ -113,39 +115,11 @@ func runAudit(ctx context.Context, o auditOptions, stdout io.Writer) error {
 		return usageError{err}
 	}
 	out := auditOutput{Index: o.Index, AppendOnly: o.AppendOnly, Items: []jobs.Item{}}
-	var pr *jobs.ParquetReport
-	if o.Report != "" {
-		if pr, err = jobs.NewParquetReport(o.Report); err != nil {
-			return usageError{err}
-		}
-	}
-	rep, err := jobs.Audit(ctx, src, ix, jobs.AuditOptions{
-		Workers: o.Workers, MaxPending: o.MaxPending,
-		OnItem: func(it jobs.Item) error {
-			if pr != nil {
-				if err := pr.Add(it); err != nil {
-					return err
-				}
-			}
-			if len(out.Items) < o.MaxItems {
-				out.Items = append(out.Items, it)
-			} else {
-				out.ItemsTruncated = true
-			}
-			return nil
-		},
-	})
+	rep, items, truncated, err := auditReport(ctx, src, ix, o)
 	if err != nil {
-		if pr != nil {
-			pr.Abort()
-		}
 		return err
 	}
-	if pr != nil {
-		if err := pr.Close(); err != nil {
-			return err
-		}
-	}
+	out.Items, out.ItemsTruncated = items, truncated
 	out.AuditReport = rep
 	if o.JSON {
 		b, _ := json.Marshal(out)
@@ -194,4 +168,45 @@ func printAudit(w io.Writer, o *auditOutput) {
 	default:
 		fmt.Fprintf(w, "result   DIFFERENT\n")
 	}
+}
+
+// auditReport compares src with ix (jobs.Audit), keeping the first
+// o.MaxItems differences and writing all of them to the --report-parquet
+// file when one is asked for (removed again if the audit fails).
+func auditReport(ctx context.Context, src pipeline.Source, ix *index.Index, o auditOptions) (rep *jobs.AuditReport, items []jobs.Item, truncated bool, err error) {
+	var pr *jobs.ParquetReport
+	if o.Report != "" {
+		if pr, err = jobs.NewParquetReport(o.Report); err != nil {
+			return nil, nil, false, usageError{err}
+		}
+	}
+	items = []jobs.Item{}
+	rep, err = jobs.Audit(ctx, src, ix, jobs.AuditOptions{
+		Workers: o.Workers, MaxPending: o.MaxPending,
+		OnItem: func(it jobs.Item) error {
+			if pr != nil {
+				if err := pr.Add(it); err != nil {
+					return err
+				}
+			}
+			if len(items) < o.MaxItems {
+				items = append(items, it)
+			} else {
+				truncated = true
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		if pr != nil {
+			pr.Abort()
+		}
+		return nil, nil, false, err
+	}
+	if pr != nil {
+		if err := pr.Close(); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	return rep, items, truncated, nil
 }

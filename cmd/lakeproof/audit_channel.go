@@ -176,40 +176,12 @@ func runAuditChannel(ctx context.Context, o auditOptions, stdout io.Writer) erro
 			o.Index, p.Dataset, digest, found.Receipt.Index, co.Channel, p.IndexDigest, p.Root)}
 	}
 
-	var pr *jobs.ParquetReport
 	if ix != nil {
-		if o.Report != "" {
-			if pr, err = jobs.NewParquetReport(o.Report); err != nil {
-				return usageError{err}
-			}
-		}
-		rep, err := jobs.Audit(ctx, src, ix, jobs.AuditOptions{
-			Workers: o.Workers, MaxPending: o.MaxPending,
-			OnItem: func(it jobs.Item) error {
-				if pr != nil {
-					if err := pr.Add(it); err != nil {
-						return err
-					}
-				}
-				if len(out.Items) < o.MaxItems {
-					out.Items = append(out.Items, it)
-				} else {
-					out.ItemsTruncated = true
-				}
-				return nil
-			},
-		})
+		rep, items, truncated, err := auditReport(ctx, src, ix, o)
 		if err != nil {
-			if pr != nil {
-				pr.Abort()
-			}
 			return err
 		}
-		if pr != nil {
-			if err := pr.Close(); err != nil {
-				return err
-			}
-		}
+		out.Items, out.ItemsTruncated = items, truncated
 		out.Report = rep
 		out.Root, out.Errors, out.Bytes = rep.CurrentRoot, rep.Errors, rep.Bytes
 		out.Files = rep.Matched + rep.Changed + rep.Extra + rep.Moved
