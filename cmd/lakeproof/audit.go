@@ -142,24 +142,7 @@ func runAudit(ctx context.Context, o auditOptions, stdout io.Writer) error {
 func printAudit(w io.Writer, o *auditOutput) {
 	r := o.AuditReport
 	fmt.Fprintf(w, "source   %s\nindex    %s (root %s)\n", r.Source, o.Index, r.IndexRoot)
-	fmt.Fprintf(w, "matched  %d\nchanged  %d\nmissing  %d\nextra    %d\nmoved    %d\nerrors   %d\n",
-		r.Matched, r.Changed, r.Missing, r.Extra, r.Moved, r.Errors)
-	if r.MovedTruncated {
-		fmt.Fprintln(w, "note     too many unmatched keys to pair all moves; some moves are counted as missing + extra")
-	}
-	for _, it := range o.Items {
-		switch it.Status {
-		case jobs.Moved:
-			fmt.Fprintf(w, "%-8s %s (from %s)\n", it.Status, it.Key, it.From)
-		case jobs.Failed:
-			fmt.Fprintf(w, "%-8s %s: %s\n", it.Status, it.Key, it.Error)
-		default:
-			fmt.Fprintf(w, "%-8s %s\n", it.Status, it.Key)
-		}
-	}
-	if o.ItemsTruncated {
-		fmt.Fprintln(w, "...      (more differences not listed; see --max-items)")
-	}
+	printAuditDiff(w, r, o.Items, o.ItemsTruncated)
 	switch {
 	case r.Clean():
 		fmt.Fprintf(w, "result   OK: every object matches\n")
@@ -209,4 +192,27 @@ func auditReport(ctx context.Context, src pipeline.Source, ix *index.Index, o au
 		}
 	}
 	return rep, items, truncated, nil
+}
+
+// printAuditDiff prints the counts of an audit report and the differences
+// kept (items; truncated when --max-items cut the list).
+func printAuditDiff(w io.Writer, r *jobs.AuditReport, items []jobs.Item, truncated bool) {
+	fmt.Fprintf(w, "matched  %d\nchanged  %d\nmissing  %d\nextra    %d\nmoved    %d\nerrors   %d\n",
+		r.Matched, r.Changed, r.Missing, r.Extra, r.Moved, r.Errors)
+	if r.MovedTruncated {
+		fmt.Fprintln(w, "note     too many unmatched keys to pair all moves; some moves are counted as missing + extra")
+	}
+	for _, it := range items {
+		switch it.Status {
+		case jobs.Moved:
+			fmt.Fprintf(w, "%-8s %s (from %s)\n", it.Status, it.Key, it.From)
+		case jobs.Failed:
+			fmt.Fprintf(w, "%-8s %s: %s\n", it.Status, it.Key, it.Error)
+		default:
+			fmt.Fprintf(w, "%-8s %s\n", it.Status, it.Key)
+		}
+	}
+	if truncated {
+		fmt.Fprintln(w, "...      (more differences not listed; see --max-items)")
+	}
 }

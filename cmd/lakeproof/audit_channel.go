@@ -253,21 +253,7 @@ func printAuditChannel(w io.Writer, o *auditChannelOutput) {
 	if o.Report != nil {
 		r := o.Report
 		fmt.Fprintf(w, "index    %s (the anchored one: digest %s)\n", o.Index, o.IndexDigest)
-		fmt.Fprintf(w, "matched  %d\nchanged  %d\nmissing  %d\nextra    %d\nmoved    %d\nerrors   %d\n",
-			r.Matched, r.Changed, r.Missing, r.Extra, r.Moved, r.Errors)
-		for _, it := range o.Items {
-			switch it.Status {
-			case jobs.Moved:
-				fmt.Fprintf(w, "%-8s %s (from %s)\n", it.Status, it.Key, it.From)
-			case jobs.Failed:
-				fmt.Fprintf(w, "%-8s %s: %s\n", it.Status, it.Key, it.Error)
-			default:
-				fmt.Fprintf(w, "%-8s %s\n", it.Status, it.Key)
-			}
-		}
-		if o.ItemsTruncated {
-			fmt.Fprintln(w, "...      (more differences not listed; see --max-items)")
-		}
+		printAuditDiff(w, r, o.Items, o.ItemsTruncated)
 	}
 	for _, e := range o.ErrorItems {
 		fmt.Fprintf(w, "error    %s\n", e)

@@ -791,32 +791,7 @@ func (s *Store) Append(ctx context.Context, req trail.AppendRequest) (trail.Entr
 
 func (s *Store) commitLoop() {
 	defer close(s.done)
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.appends:
-		case <-s.quit:
-			for {
-				select {
-				case r := <-s.appends:
-					s.commitBatch([]*appendReq{r})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*appendReq{first}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.appends:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		s.commitBatch(batch)
-	}
+	trail.GroupCommit(s.appends, s.quit, maxBatch, s.commitBatch)
 }
 
 // commitTimeout bounds one append transaction (lock waits included).
