@@ -174,114 +174,40 @@ type prevEntry struct {
 	leaf lakeproof.Hash
 }
 
-// prevBatch is a run of predecessor entries read ahead by prefetch.
-type prevBatch struct {
-	es  []prevEntry
-	err error
-}
-
-// prefetch reads the predecessor's entries in a goroutine of its own, so
-// that decoding them and recomputing its root (every row's leaf hash into
-// r.tree and r.pbytes) overlaps the listing: reuse runs on the listing's
-// goroutine. It returns the entries of the shard's range (all without a
-// shard), in order, through next; after next reports the end, r.tree and
-// r.pbytes cover every row. stop ends the goroutine early.
+// prefetch returns the predecessor's entries of the shard's range (all
+// without a shard), in order, through next, recomputing its root on the
+// way (every row's leaf hash into r.tree and r.pbytes); after next reports
+// the end, r.tree and r.pbytes cover every row. stop releases the reader.
+//
+// It reads on the caller's goroutine (the pipeline's consumer): a reader
+// goroutine of its own would be a third busy goroutine on the listing's
+// cores, and an unchanged re-index is bounded by the listing.
 func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (prevEntry, error, bool), stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	ch := make(chan prevBatch, 4)
-	// Consumed batches go back to the goroutine through recycle, so that a
-	// scan of millions of rows reuses a handful of buffers.
-	recycle := make(chan []prevEntry, 6)
-	done := make(chan struct{})
-	complete := false // set by the goroutine when every row was read
-	go func() {
-		defer close(done)
-		defer close(ch)
-		send := func(b prevBatch) bool {
-			select {
-			case ch <- b:
-				return true
-			case <-ctx.Done():
-				return false
+	pull, stop := iter.Pull2(ix.Entries(ctx, ""))
+	ended := false
+	next = func() (prevEntry, error, bool) {
+		for !ended {
+			e, err, ok := pull()
+			if !ok {
+				ended = true
+				break
 			}
-		}
-		const batch = 1024
-		alloc := func() []prevEntry {
-			select {
-			case b := <-recycle:
-				return b[:0]
-			default:
-				return make([]prevEntry, 0, batch)
-			}
-		}
-		buf := alloc()
-		for e, err := range ix.Entries(ctx, "") {
 			if err != nil {
-				send(prevBatch{es: buf, err: err})
-				return
+				ended = true
+				return prevEntry{}, fmt.Errorf("read the previous index: %w", err), true
 			}
 			leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
 			if err := r.tree.Append(leaf[:], nil); err != nil {
-				send(prevBatch{es: buf, err: err})
-				return
+				ended = true
+				return prevEntry{}, err, true
 			}
 			r.pbytes += uint64(e.Size)
 			if r.shard != nil && !r.shard.Contains(e.Key) {
 				continue
 			}
-			if buf = append(buf, prevEntry{e, leaf}); len(buf) == batch {
-				if !send(prevBatch{es: buf}) {
-					return
-				}
-				buf = alloc()
-			}
+			return prevEntry{e, leaf}, nil, true
 		}
-		if send(prevBatch{es: buf}) {
-			complete = true
-		}
-	}()
-	var (
-		cur   []prevEntry
-		whole []prevEntry // the batch cur is a suffix of, recycled once consumed
-		err   error
-		ended bool
-	)
-	next = func() (prevEntry, error, bool) {
-		for len(cur) == 0 {
-			if cap(whole) > 0 {
-				select {
-				case recycle <- whole:
-				default:
-				}
-				whole = nil
-			}
-			if err != nil {
-				e := err
-				err, ended = nil, true
-				return prevEntry{}, e, true
-			}
-			if ended {
-				return prevEntry{}, nil, false
-			}
-			b, ok := <-ch
-			if !ok {
-				ended = true
-				<-done // r.tree, r.pbytes and complete are final
-				if !complete {
-					return prevEntry{}, fmt.Errorf("read the previous index: %w", context.Cause(ctx)), true
-				}
-				return prevEntry{}, nil, false
-			}
-			cur, whole, err = b.es, b.es, b.err
-		}
-		e := cur[0]
-		cur[0] = prevEntry{}
-		cur = cur[1:]
-		return e, nil, true
-	}
-	stop = func() {
-		cancel()
-		<-done
+		return prevEntry{}, nil, false
 	}
 	return next, stop
 }

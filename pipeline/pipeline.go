@@ -23,6 +23,7 @@ import (
 	"io"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
@@ -35,8 +36,12 @@ type Options struct {
 	// Workers is the number of objects hashed concurrently; 0 means
 	// runtime.NumCPU().
 	Workers int
-	// Window is the number of results that may wait to be re-ordered; 0
-	// means 64 per worker. It bounds memory, not correctness.
+	// Window is the number of listed objects that may be in flight between
+	// the listing and the consumer (waiting to be hashed or re-ordered); 0
+	// means 256 per worker, at least 16384: enough for a fast listing to
+	// run on while the consumer works in bursts (the index writer flushes
+	// and the predecessor is decoded a row group at a time, tens of
+	// milliseconds each). It bounds memory, not correctness.
 	Window int
 	// BufferSize is the size of each worker's read buffer; 0 means 256 KiB.
 	BufferSize int
@@ -91,7 +96,7 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 	}
 	window := opts.Window
 	if window <= 0 {
-		window = 64 * workers
+		window = max(16384, 256*workers)
 	}
 	window = max(window, workers)
 	bufSize := opts.BufferSize
@@ -107,20 +112,40 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 		prog = new(Progress)
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
-	// The slots form a fixed ring: free -> (producer) -> pending and jobs
-	// -> (worker) -> done -> (consumer) -> free.
-	free := make(chan *slot, window)
-	for range window {
-		free <- &slot{done: make(chan struct{}, 1)}
+	// Objects travel in batches: the listing fills a batch, the consumer
+	// decides reuse and hands the rest to the workers one object at a time,
+	// then waits for the whole batch and emits it in order. A batch
+	// costs a few channel operations whatever its length, so that a re-index
+	// where nothing is read does not pay a hand-off per object, and the
+	// listing goroutine does nothing but list.
+	batchLen := min(maxBatch, max(1, window/8))
+	nbatch := (window + batchLen - 1) / batchLen
+	free := make(chan *batch, nbatch)
+	for range nbatch {
+		free <- &batch{res: make([]Result, 0, batchLen), done: make(chan struct{}, 1)}
 	}
-	pending := make(chan *slot, window)
-	jobs := make(chan *slot, workers)
+	listed := make(chan *batch, nbatch)
+	jobs := make(chan job, workers)
 
-	g.Go(func() error { // producer: the listing, in order
-		defer close(pending)
-		defer close(jobs)
-		prev, first := "", true
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // lister: the listing, in order
+		defer close(listed)
+		var (
+			b         *batch
+			prev      string
+			first     = true
+			bytes     int64
+			started   time.Time
+			flushFull = func() error {
+				select {
+				case listed <- b:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				b = nil
+				return nil
+			}
+		)
 		for obj, err := range src.Objects(ctx) {
 			var oerr *ObjectError
 			if err != nil && !errors.As(err, &oerr) {
@@ -132,48 +157,35 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 				}
 				prev, first = obj.Key, false
 			}
-			// Each channel operation first tries without blocking: a
-			// non-blocking single-case select is much cheaper than a
-			// two-case one, and with reused digests (an unchanged
-			// re-index) this loop runs a million times without hashing.
-			var s *slot
-			select {
-			case s = <-free:
-			default:
+			if b == nil {
 				select {
-				case s = <-free:
-				case <-ctx.Done():
-					return ctx.Err()
+				case b = <-free:
+				default:
+					select {
+					case b = <-free:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				bytes, started = 0, time.Now()
+			}
+			r := Result{Object: obj, Err: oerr}
+			if oerr != nil && r.Key == "" {
+				r.Key = oerr.Key
+			}
+			b.res = append(b.res, r)
+			bytes += max(obj.Size, 0)
+			// A batch also leaves when it holds enough content to keep the
+			// workers busy, or has waited for a slow listing long enough.
+			if len(b.res) == cap(b.res) || bytes >= batchBytes || len(b.res)%16 == 0 && time.Since(started) > batchAge {
+				if err := flushFull(); err != nil {
+					return err
 				}
 			}
-			s.res = Result{Object: obj, Err: oerr}
-			if oerr != nil && s.res.Key == "" {
-				s.res.Key = oerr.Key
-			}
-			select {
-			case pending <- s:
-			default:
-				select {
-				case pending <- s:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			if oerr != nil {
-				s.done <- struct{}{}
-				continue
-			}
-			if opts.Reuse != nil {
-				if d, ok := opts.Reuse(obj); ok {
-					s.res.Digest, s.res.Reused = d, true
-					s.done <- struct{}{}
-					continue
-				}
-			}
-			select {
-			case jobs <- s:
-			case <-ctx.Done():
-				return ctx.Err()
+		}
+		if b != nil && len(b.res) > 0 {
+			if err := flushFull(); err != nil {
+				return err
 			}
 		}
 		return ctx.Err()
@@ -182,46 +194,134 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 	for range workers {
 		g.Go(func() error {
 			w := &worker{src: src, buf: make([]byte, bufSize), h: blake3.New(), large: large, workers: workers}
-			for s := range jobs {
-				s.res.Digest, s.res.Err = w.hash(ctx, &s.res.Object)
-				if s.res.Err == nil {
+			for j := range jobs {
+				r := &j.b.res[j.i]
+				r.Digest, r.Err = w.hash(ctx, &r.Object)
+				if r.Err == nil {
 					prog.Files.Add(1)
-					prog.Bytes.Add(s.res.Size)
+					prog.Bytes.Add(r.Size)
 				}
-				s.done <- struct{}{}
+				j.b.release()
 			}
 			return nil
 		})
 	}
 
-	g.Go(func() error { // consumer: re-ordered results
-		for s := range pending {
-			select {
-			case <-s.done:
-			default:
+	// The consumer dispatches batches (reuse decisions, hashing jobs) and
+	// emits them, both in listing order. Doing both on one goroutine keeps
+	// the work that is not the listing's on one core when nothing is hashed
+	// (an unchanged re-index): Go does not prioritise goroutines, and a
+	// third busy one would take turns with the listing. It is a small state
+	// machine so that a batch is emitted as soon as it is complete, even
+	// while the workers are too busy to take the next job.
+	g.Go(func() error {
+		defer close(jobs)
+		var (
+			q    = make([]*batch, 0, nbatch) // dispatched or dispatching, not yet emitted
+			in   = listed
+			cur  *batch // the batch being dispatched (the last of q), or nil
+			next int    // its next object to decide
+			send chan<- job
+			j    job // the job waiting for a worker when send is not nil
+		)
+		// advance decides cur's objects from next on until one must be
+		// hashed (then offered to the workers through send) or cur ends.
+		advance := func() {
+			for ; next < len(cur.res); next++ {
+				r := &cur.res[next]
+				if r.Err != nil {
+					continue
+				}
+				if opts.Reuse != nil {
+					if d, ok := opts.Reuse(r.Object); ok {
+						r.Digest, r.Reused = d, true
+						continue
+					}
+				}
+				cur.left.Add(1)
+				j = job{cur, next}
 				select {
-				case <-s.done:
-				case <-ctx.Done():
-					return ctx.Err()
+				case jobs <- j: // a worker is free
+				default:
+					next++
+					send = jobs
+					return
 				}
 			}
-			if s.res.Err != nil {
-				prog.Errors.Add(1)
+			cur.release() // every object decided
+			cur = nil
+		}
+		for in != nil || len(q) > 0 {
+			var front chan struct{}
+			if len(q) > 0 && q[0] != cur {
+				front = q[0].done
 			}
-			if err := emit(s.res); err != nil {
-				return err
+			recv := in
+			if cur != nil {
+				recv = nil // one batch dispatched at a time
 			}
-			s.res = Result{}
-			free <- s
+			select {
+			case <-front:
+				b := q[0]
+				q = append(q[:0], q[1:]...)
+				for i := range b.res {
+					if b.res[i].Err != nil {
+						prog.Errors.Add(1)
+					}
+					if err := emit(b.res[i]); err != nil {
+						return err
+					}
+				}
+				clear(b.res)
+				b.res = b.res[:0]
+				free <- b
+			case send <- j:
+				send = nil
+				advance()
+			case b, ok := <-recv:
+				if !ok {
+					in = nil
+					continue
+				}
+				b.left.Store(1) // the consumer's hold until every object is decided
+				q = append(q, b)
+				cur, next = b, 0
+				advance()
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		return nil
 	})
 	return g.Wait()
 }
 
-type slot struct {
-	res  Result
+const (
+	maxBatch   = 128                  // objects per batch
+	batchBytes = 16 << 20             // content that makes a batch leave early
+	batchAge   = 2 * time.Millisecond // how long a batch waits for a slow listing
+)
+
+// batch is a run of listed objects. left counts the holds on it (one per
+// object being hashed, one for the consumer until it has decided every
+// object); the last release signals
+// done, after which the consumer owns every Result.
+type batch struct {
+	res  []Result
+	left atomic.Int32
 	done chan struct{}
+}
+
+func (b *batch) release() {
+	if b.left.Add(-1) == 0 {
+		b.done <- struct{}{}
+	}
+}
+
+// job is one object of a batch to hash.
+type job struct {
+	b *batch
+	i int
 }
 
 type worker struct {
