@@ -89,16 +89,32 @@ type IndexResult struct {
 }
 
 // reuser merge-joins the listing with the predecessor's entries. reuse is
-// called from the pipeline's producer goroutine in listing order; the
-// consumer pops the matching predecessor entries in the same order.
+// called by the pipeline's consumer in listing order, ahead of emission;
+// the emit callback pops the matching predecessor entries in the same
+// order (both run on the consumer's goroutine).
+//
+// It also checks that the predecessor's rows lead to its summary's root,
+// without a second tree where it can: while every predecessor row read so
+// far was reused verbatim as the new row at the same position (treeAligned),
+// the predecessor's tree over those rows is the one the index writer
+// builds, so r.tree is not maintained. At the first row that is not (split),
+// the leaves read since are held in lag until the writer has written split
+// leaves (it lags behind reuse by the pipeline's window); r.tree then
+// starts from the writer's compact range (treeTracking).
 type reuser struct {
 	next    func() (prevEntry, error, bool)
 	stop    func()
 	prev    prevEntry
 	has     bool
 	err     error
-	tree    *compact.Range // predecessor root, recomputed from every row
+	tree    *compact.Range // predecessor's rows [0, split) from the writer, then every row read
 	pbytes  uint64
+	mode    treeMode
+	aligned uint64           // rows reused verbatim at their own position (treeAligned)
+	split   uint64           // aligned when the first other row came (treeWaiting)
+	lag     []lakeproof.Hash // treeAligned, treeWaiting: leaves of rows read, not in r.tree, from row aligned or split on
+	w       *index.Writer
+	written uint64 // leaves added to w
 	shard   *index.Shard
 	sample  uint64 // threshold on a 64-bit hash; 0 = none
 	seed    lakeproof.Hash
@@ -109,6 +125,14 @@ type reuser struct {
 	mu    sync.Mutex
 	queue jqueue // predecessor entry of each object passed to reuse, in order
 }
+
+type treeMode uint8
+
+const (
+	treeAligned treeMode = iota
+	treeWaiting
+	treeTracking
+)
 
 // jqueue is a FIFO of joined in a ring buffer that grows when full; its
 // length is bounded by the pipeline's window, so it stops growing early
@@ -154,6 +178,15 @@ type joined struct {
 	sampled bool // re-hashed although reusable
 }
 
+func newReuser(res *IndexResult, shard *index.Shard, all bool) *reuser {
+	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
+	r := &reuser{res: res, shard: shard, all: all, tree: rf.NewEmptyRange(0)}
+	if shard != nil { // the predecessor's rows before the shard are not the writer's
+		r.mode = treeTracking
+	}
+	return r
+}
+
 func (r *reuser) advance() {
 	e, err, ok := r.next()
 	switch {
@@ -176,14 +209,19 @@ type prevEntry struct {
 
 // prefetch returns the predecessor's entries of the shard's range (all
 // without a shard), in order, through next, recomputing its root on the
-// way (every row's leaf hash into r.tree and r.pbytes); after next reports
-// the end, r.tree and r.pbytes cover every row. stop releases the reader.
+// way (every row's leaf hash into r.tree or r.lag, see reuser, and its size
+// into r.pbytes). stop releases the reader.
 //
 // It reads on the caller's goroutine (the pipeline's consumer): a reader
 // goroutine of its own would be a third busy goroutine on the listing's
 // cores, and an unchanged re-index is bounded by the listing.
 func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (prevEntry, error, bool), stop func()) {
-	pull, stop := iter.Pull2(ix.Entries(ctx, ""))
+	return r.rows(ix.Entries(ctx, ""))
+}
+
+// rows is prefetch over any sequence of predecessor rows.
+func (r *reuser) rows(seq iter.Seq2[index.Entry, error]) (next func() (prevEntry, error, bool), stop func()) {
+	pull, stop := iter.Pull2(seq)
 	ended := false
 	next = func() (prevEntry, error, bool) {
 		for !ended {
@@ -197,9 +235,13 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (pr
 				return prevEntry{}, fmt.Errorf("read the previous index: %w", err), true
 			}
 			leaf := lakeproof.LeafHash(e.Key, uint64(e.Size), e.Digest)
-			if err := r.tree.Append(leaf[:], nil); err != nil {
-				ended = true
-				return prevEntry{}, err, true
+			if r.mode == treeTracking {
+				if err := r.tree.Append(leaf[:], nil); err != nil {
+					ended = true
+					return prevEntry{}, err, true
+				}
+			} else {
+				r.lag = append(r.lag, leaf)
 			}
 			r.pbytes += uint64(e.Size)
 			if r.shard != nil && !r.shard.Contains(e.Key) {
@@ -213,6 +255,7 @@ func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (pr
 }
 
 func (r *reuser) missing(e prevEntry) {
+	r.diverge()
 	r.res.MissingCount++
 	if len(r.res.Missing) < MaxListed {
 		r.res.Missing = append(r.res.Missing, e.Key)
@@ -259,6 +302,7 @@ func (r *reuser) reuse(o pipeline.Object) (lakeproof.Hash, bool) {
 	if r.journal != nil {
 		if d, ok := r.journal.lookup(o); ok {
 			j.same = false // already hashed in the interrupted run
+			r.diverge()
 			r.push(j)
 			r.res.Resumed++
 			return d, true
@@ -269,9 +313,66 @@ func (r *reuser) reuse(o pipeline.Object) (lakeproof.Hash, bool) {
 	}
 	r.push(j)
 	if j.same && !j.sampled {
+		if r.mode == treeAligned { // the predecessor's row r.aligned, verbatim
+			r.aligned++
+			r.lag = r.lag[:copy(r.lag, r.lag[1:])]
+		}
 		return j.prev.Digest, true
 	}
+	r.diverge()
 	return lakeproof.Hash{}, false
+}
+
+// diverge ends treeAligned: the predecessor's rows from r.aligned on are
+// not (all) the new rows at the same positions.
+func (r *reuser) diverge() {
+	if r.mode == treeAligned {
+		r.mode, r.split = treeWaiting, r.aligned
+		r.catchUp()
+	}
+}
+
+// write adds e, the new row of an object that went through reuse as j, to
+// the writer.
+func (r *reuser) write(e index.Entry, j joined) error {
+	var err error
+	if j.found && j.prev.Size == e.Size && j.prev.Digest == e.Digest { // same key, so the same leaf
+		err = r.w.AddLeaf(e, j.prev.leaf)
+	} else {
+		err = r.w.Add(e)
+	}
+	if err != nil {
+		return err
+	}
+	r.written++
+	if r.mode == treeWaiting {
+		r.catchUp()
+	}
+	return nil
+}
+
+// catchUp starts r.tree from the writer's range once the writer holds the
+// predecessor's first r.split rows.
+func (r *reuser) catchUp() {
+	if r.mode != treeWaiting || r.written != r.split {
+		return
+	}
+	c := r.w.Range()
+	hs := make([][]byte, len(c.Hashes))
+	for i := range c.Hashes {
+		hs[i] = c.Hashes[i][:]
+	}
+	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
+	t, err := rf.NewRange(0, c.Size, hs)
+	for _, l := range r.lag {
+		if err == nil {
+			err = t.Append(l[:], nil)
+		}
+	}
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("predecessor tree: %w", err)
+	}
+	r.tree, r.lag, r.mode = t, nil, treeTracking
 }
 
 func (r *reuser) push(j joined) {
@@ -311,17 +412,27 @@ func (r *reuser) finish(sum index.Summary) error {
 	if r.err != nil {
 		return fmt.Errorf("%w: %v", ErrPredecessor, r.err)
 	}
-	root := lakeproof.EmptyRoot
-	if r.tree.End() > 0 {
-		h, err := r.tree.GetRootHash(nil)
-		if err != nil {
-			return err
+	root, rows := lakeproof.EmptyRoot, uint64(0)
+	switch r.mode {
+	case treeAligned: // every row is the new row at its position
+		if r.written != r.aligned || len(r.lag) != 0 {
+			return fmt.Errorf("internal error: %d predecessor rows reused in place, %d written, %d pending", r.aligned, r.written, len(r.lag))
 		}
-		root = lakeproof.Hash(h)
+		root, rows = r.w.Root(), r.aligned
+	case treeWaiting: // every object was emitted, so the writer holds split leaves
+		return fmt.Errorf("internal error: predecessor tree waits for row %d, %d written", r.split, r.written)
+	default:
+		if rows = r.tree.End(); rows > 0 {
+			h, err := r.tree.GetRootHash(nil)
+			if err != nil {
+				return err
+			}
+			root = lakeproof.Hash(h)
+		}
 	}
-	if root != sum.Root || r.tree.End() != sum.Files || r.pbytes != sum.Bytes {
+	if root != sum.Root || rows != sum.Files || r.pbytes != sum.Bytes {
 		return fmt.Errorf("%w: its rows give root %s over %d entries, its summary.json says %s over %d: the previous index was altered; re-index with --rehash-all",
-			ErrPredecessor, root, r.tree.End(), sum.Root, sum.Files)
+			ErrPredecessor, root, rows, sum.Root, sum.Files)
 	}
 	return nil
 }
@@ -347,8 +458,7 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 		}
 		src = rangeSource{src, *opts.Shard}
 	}
-	rf := compact.RangeFactory{Hash: lakeproof.Hasher.HashChildren}
-	ru := &reuser{res: res, shard: opts.Shard, all: opts.RehashAll, tree: rf.NewEmptyRange(0)}
+	ru := newReuser(res, opts.Shard, opts.RehashAll)
 	var prevSum index.Summary
 	prevDir := opts.PreviousDir
 	if prevDir == nil && opts.Previous != "" {
@@ -403,6 +513,7 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 		return res, err
 	}
 	defer w.Abort()
+	ru.w = w
 	var jw *journalWriter
 	if opts.Journal != "" {
 		if jw, err = createJournal(opts.Journal, src.URI(), opts.Shard); err != nil {
@@ -449,10 +560,7 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 			}
 		}
 		e := index.Entry{Key: r.Key, Size: r.Size, ModTime: r.ModTime, Digest: r.Digest, ETag: r.ETag, Checksum: r.Checksum}
-		if j.found && j.prev.Size == r.Size && j.prev.Digest == r.Digest { // same key, so the same leaf
-			return w.AddLeaf(e, j.prev.leaf)
-		}
-		return w.Add(e)
+		return ru.write(e, j)
 	})
 	res.Seconds = time.Since(start).Seconds()
 	if err != nil {

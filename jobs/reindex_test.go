@@ -202,8 +202,8 @@ func TestPredecessorRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ru := &reuser{res: &IndexResult{}}
-		ru.tree = newRange()
+		ru := newReuser(&IndexResult{}, nil, false)
+		ru.mode = treeTracking // the rows below go straight into ru.tree
 		for e, err := range ix.Entries(context.Background(), "") {
 			if err != nil {
 				t.Fatal(err)
