@@ -40,7 +40,11 @@ func TestPredecessorRootCheckModes(t *testing.T) {
 		return func(es []index.Entry) []index.Entry { return f(es, i) }
 	}
 	touch := func(es []index.Entry, i int) []index.Entry { es[i].ModTime = es[i].ModTime.Add(time.Second); return es }
-	rewrite := func(es []index.Entry, i int) []index.Entry { es[i].Digest[0] ^= 1; es[i].ModTime = mt.Add(time.Hour); return es }
+	rewrite := func(es []index.Entry, i int) []index.Entry {
+		es[i].Digest[0] ^= 1
+		es[i].ModTime = mt.Add(time.Hour)
+		return es
+	}
 	drop := func(es []index.Entry, i int) []index.Entry { return slices.Delete(es, i, i+1) }
 	extra := func(es []index.Entry, i int) []index.Entry { // a new key just before row i (i = len: after the last)
 		key := fmt.Sprintf("k%03d", 2*i)
