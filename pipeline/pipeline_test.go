@@ -9,6 +9,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,5 +238,42 @@ func TestFlatMemory(t *testing.T) {
 	t.Logf("heap in use: %d KiB at 100k objects, %d KiB at 1M", small>>10, big>>10)
 	if big > small+8<<20 {
 		t.Fatalf("heap grew from %d to %d bytes between 100k and 1M objects", small, big)
+	}
+}
+
+// slowListing lists n objects, sleeping between them, and records when it
+// has listed them all.
+type slowListing struct {
+	*fakeSource
+	pause time.Duration
+	ended atomic.Bool
+}
+
+func (s *slowListing) Objects(ctx context.Context) iter.Seq2[pipeline.Object, error] {
+	return func(yield func(pipeline.Object, error) bool) {
+		for o, err := range s.fakeSource.Objects(ctx) {
+			time.Sleep(s.pause)
+			if !yield(o, err) {
+				return
+			}
+		}
+		s.ended.Store(true)
+	}
+}
+
+// Objects of a slow listing are hashed and emitted while it goes on: a
+// batch (up to 128 objects) does not wait to be full.
+func TestSlowListingFlows(t *testing.T) {
+	src := &slowListing{fakeSource: &fakeSource{n: 100}, pause: time.Millisecond}
+	first := true
+	err := pipeline.Run(context.Background(), src, pipeline.Options{}, func(r pipeline.Result) error {
+		if first && src.ended.Load() {
+			t.Errorf("first result %s emitted only after the listing ended", r.Key)
+		}
+		first = false
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
