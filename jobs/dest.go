@@ -69,6 +69,30 @@ func latestRemote(ctx context.Context, dest Dest) (string, error) {
 	return "", nil
 }
 
+// uploadTries bounds the names a new version tries when uploads of other
+// runs take them first.
+const uploadTries = 5
+
+// freeName returns the first of want, T-1, T-2, … (T: want's timestamp)
+// that names no directory in dest: neither a version nor the partial
+// upload of another run.
+func freeName(ctx context.Context, dest Dest, want string) (string, error) {
+	subs, err := dest.Subdirs(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("list the versions in %s: %w", dest, err)
+	}
+	taken := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		taken[s] = true
+	}
+	stamp, _, _ := strings.Cut(want, "-")
+	name := want
+	for i := 1; taken[name]; i++ {
+		name = fmt.Sprintf("%s-%d", stamp, i)
+	}
+	return name, nil
+}
+
 // workDir is the local directory where a run indexes a dataset destined for
 // dest before uploading it, and keeps its resume journal: WORK/dest-HASH,
 // HASH naming the destination URI.
@@ -159,17 +183,10 @@ func runRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, opts Index
 		}
 		return true, nil
 	}
-	if o.ShardCount == 0 { // a new version: a name not taken yet
-		for i := 1; ; i++ {
-			taken, err := exists(name)
-			if err != nil {
-				dr.err = err
-				return
-			}
-			if !taken {
-				break
-			}
-			name = fmt.Sprintf("%s-%d", now().UTC().Format("20060102T150405Z"), i)
+	if o.ShardCount == 0 { // a new version: a name no directory has, complete or not
+		if name, err = freeName(ctx, dest, name); err != nil {
+			dr.err = err
+			return
 		}
 	}
 	local := filepath.Join(work, filepath.Base(name))
@@ -264,17 +281,34 @@ func sameShard(ctx context.Context, d index.Dir, sh *index.Shard, dr *DatasetRep
 }
 
 // publishRemote uploads the complete local index as DEST/name/, anchors it
-// when anchor is set and the dataset has a channel (from the local copy,
+// when it is a new version (not a shard) and the dataset has a channel (from the local copy,
 // which is the uploaded bytes; the receipt is then uploaded beside it), and
 // removes the local copy once all went well.
-func publishRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, dest Dest, local, name string, anchor bool, dr *DatasetReport) {
-	if err := dest.Upload(ctx, local, name); err != nil {
+//
+// The local lock only serialises runs on one machine. Runs on several
+// machines may pick the same new version name; every PUT of an upload is
+// conditional (If-None-Match: *), so the one that comes second fails on a
+// file the other wrote, and a new version then moves on to the next free
+// name (at most uploadTries times). Nothing is overwritten; the loser may
+// leave a partial directory without summary.json, which is not a version.
+func publishRemote(ctx context.Context, j *Job, d *Dataset, o RunOptions, dest Dest, local, name string, version bool, dr *DatasetReport) {
+	for try := 1; ; try++ {
+		err := dest.Upload(ctx, local, name)
+		if err == nil {
+			break
+		}
+		if version && errors.Is(err, index.ErrExists) && try < uploadTries { // a new version: another run took the name
+			if next, nerr := freeName(ctx, dest, name); nerr == nil {
+				name = next
+				continue
+			}
+		}
 		dr.IndexResult.Published = false
 		dr.err = fmt.Errorf("upload index %s to %s%s: %w (the index is kept in %s)", name, dest, name, err, local)
 		return
 	}
 	dr.IndexResult.Index = dest.String() + name + "/"
-	if anchor && anchorVersion(ctx, j, d, o, local, dr) && dr.Anchor != nil {
+	if version && anchorVersion(ctx, j, d, o, local, dr) && dr.Anchor != nil {
 		if err := dest.UploadFile(ctx, name, dr.Anchor.Receipt); err != nil {
 			dr.err = fmt.Errorf("%w: upload the receipt to %s%s: %w (it is kept in %s)", ErrAnchor, dest, name, err, local)
 			return

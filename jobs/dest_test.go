@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,15 +96,7 @@ func TestRunJobS3Destination(t *testing.T) {
 // (read from S3) publishes the single run's root as a new version; the
 // next sharded run plans from that version.
 func TestRunJobS3DestinationShards(t *testing.T) {
-	srv := s3test.Get(t)
-	bucket := srv.NewBucket(t)
-	tmp := t.TempDir()
-	lake := filepath.Join(tmp, "lake")
-	makeLake(t, lake, 90)
-	full := fullIndex(t, lake, filepath.Join(tmp, "full"))
-	dest := "s3://" + bucket + "/idx"
-	j := job(t, fmt.Sprintf("version: 1\ndatasets:\n  - name: a\n    source: %s\n    index: %s\n", lake, dest))
-	clock := time.Date(2026, 11, 27, 2, 17, 0, 0, time.UTC)
+	srv, tmp, full, dest, j, clock := s3JobFixture(t, 90)
 	ctx := context.Background()
 	for k, run := range []string{"r1", "r2"} {
 		base := RunOptions{Open: openAny, Tool: "test", Now: func() time.Time { return clock.Add(time.Duration(k) * time.Hour) },
@@ -142,4 +135,93 @@ func TestRunJobS3DestinationShards(t *testing.T) {
 	if latest, err := latestRemote(ctx, dd); err != nil || latest != "20261127T031700Z" {
 		t.Fatalf("newest version %q (%v)", latest, err)
 	}
+}
+
+// racingDest lets another "machine" start uploading to the version name a
+// run chose, just before the run uploads there.
+type racingDest struct {
+	Dest
+	t     *testing.T
+	raced []string
+}
+
+func (d *racingDest) Upload(ctx context.Context, dir, name string) error {
+	if len(d.raced) < 2 { // the first two names the run tries are taken under it
+		junk := filepath.Join(d.t.TempDir(), "index.parquet")
+		if err := os.WriteFile(junk, []byte("another run's upload"), 0o644); err != nil {
+			d.t.Fatal(err)
+		}
+		if err := d.Dest.UploadFile(ctx, name, junk); err != nil {
+			d.t.Fatal(err)
+		}
+		d.raced = append(d.raced, name)
+	}
+	return d.Dest.Upload(ctx, dir, name)
+}
+
+// Runs on two machines (two work directories, so two local locks) that
+// pick the same version name: nothing is overwritten and the new version
+// moves on to the next free name; a partial directory is never a version
+// nor a name chosen again.
+func TestRunJobS3ConcurrentPublishers(t *testing.T) {
+	srv, tmp, full, dest, j, clock := s3JobFixture(t, 12)
+	ctx := context.Background()
+	var racer *racingDest
+	o := RunOptions{Open: openAny, Tool: "test", Now: func() time.Time { return clock }, WorkDir: filepath.Join(tmp, "work-a"),
+		OpenDest: func(ctx context.Context, uri string) (Dest, error) {
+			d, err := s3Dest(srv)(ctx, uri)
+			racer = &racingDest{Dest: d, t: t}
+			return racer, err
+		}}
+	r := RunJob(ctx, j, o)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := r.Datasets[0]
+	if want := dest + "/20261127T021700Z-2/"; d.Index != want || !d.Published || d.Root != full.Root {
+		t.Fatalf("published %s (%+v), want %s", d.Index, d.IndexResult, want)
+	}
+	if len(racer.raced) != 2 || racer.raced[0] != "20261127T021700Z" || racer.raced[1] != "20261127T021700Z-1" {
+		t.Fatalf("raced names %v", racer.raced)
+	}
+	plain, _ := s3Dest(srv)(ctx, dest)
+	for _, v := range racer.raced { // the other run's file is intact, and no summary.json came
+		rc, err := plain.IndexDir(v).Open(ctx, "index.parquet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 64)
+		n, _ := rc.ReadAt(b, 0)
+		rc.Close()
+		if string(b[:n]) != "another run's upload" {
+			t.Fatalf("%s/index.parquet overwritten: %q", v, b[:n])
+		}
+		if _, err := plain.IndexDir(v).Open(ctx, index.SummaryFile); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s has a summary.json: %v", v, err)
+		}
+	}
+	// Another machine, same second: the partial directories are skipped.
+	o2 := RunOptions{Open: openAny, Tool: "test", Now: func() time.Time { return clock }, WorkDir: filepath.Join(tmp, "work-b"), OpenDest: s3Dest(srv)}
+	r2 := RunJob(ctx, j, o2)
+	if err := r2.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d2 := r2.Datasets[0]; d2.Index != dest+"/20261127T021700Z-3/" || d2.Previous != dest+"/20261127T021700Z-2/" || d2.Reused != 12 {
+		t.Fatalf("second machine: %s from %s (%+v)", d2.Index, d2.Previous, d2.IndexResult)
+	}
+}
+
+// s3JobFixture makes a lake of n files in tmp/lake, its full index, and a
+// job of one dataset indexing it to s3://BUCKET/idx in a fresh bucket,
+// with a fixed clock.
+func s3JobFixture(t *testing.T, n int) (srv *s3test.Server, tmp string, full *IndexResult, dest string, j *Job, clock time.Time) {
+	srv = s3test.Get(t)
+	bucket := srv.NewBucket(t)
+	tmp = t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	makeLake(t, lake, n)
+	full = fullIndex(t, lake, filepath.Join(tmp, "full"))
+	dest = "s3://" + bucket + "/idx"
+	j = job(t, fmt.Sprintf("version: 1\ndatasets:\n  - name: a\n    source: %s\n    index: %s\n", lake, dest))
+	return srv, tmp, full, dest, j, time.Date(2026, 11, 27, 2, 17, 0, 0, time.UTC)
 }
