@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/lakeproof/lakeproof/anchor"
-	"github.com/lakeproof/lakeproof/internal/s3test"
 	"github.com/lakeproof/lakeproof/trail"
 )
 
@@ -149,15 +148,7 @@ func TestAuditChannel(t *testing.T) {
 
 	// A copy on S3 (a real S3 server, versitygw), with the anchored index.
 	t.Run("s3", func(t *testing.T) {
-		srv := s3test.New(t)
-		t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint)
-		t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-		t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-		t.Setenv("AWS_REGION", srv.Region)
-		for _, v := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
-			t.Setenv(v, "")
-			os.Unsetenv(v)
-		}
+		srv := s3Env(t, true)
 		bucket := srv.NewBucket(t)
 		for k, v := range files {
 			srv.Put(t, bucket, "lake/"+k, []byte(v))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -100,26 +99,13 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	}
 	// An index destined for S3 is built in a local temporary directory,
 	// then uploaded (summary.json last, each object with If-None-Match: *).
-	var s3out *s3IndexOutput
+	out, err := openIndexOut(ctx, o.Out, o.s3Flags)
+	if err != nil {
+		return res, err
+	}
+	defer out.close()
 	outURI := o.Out
-	if isS3(o.Out) {
-		var err error
-		if s3out, err = newS3IndexOutput(ctx, o.Out, o.s3Flags); err != nil {
-			return res, usageError{err}
-		}
-		if err := s3out.Check(ctx); err != nil {
-			return res, usageError{fmt.Errorf("output %s: %w", o.Out, err)}
-		}
-		tmp, err := os.MkdirTemp("", "lakeproof-upload-")
-		if err != nil {
-			return res, err
-		}
-		defer os.RemoveAll(tmp)
-		o.Out = filepath.Join(tmp, "index")
-	}
-	if index.Exists(o.Out) {
-		return res, usageError{fmt.Errorf("output %s already exists: a complete index is never overwritten; choose another --out", o.Out)}
-	}
+	o.Out = out.Local
 	src, err := openSource(ctx, o.Source, o.sourceOptions)
 	if err != nil {
 		return res, usageError{err}
@@ -167,12 +153,10 @@ func runIndex(ctx context.Context, o indexOptions, stdout, stderr io.Writer) (in
 	if err != nil {
 		return res, fmt.Errorf("index %s: %w (nothing written to %s)", src.URI(), err, outURI)
 	}
-	if s3out != nil {
-		if err := s3out.Publish(ctx, o.Out); err != nil {
-			return res, fmt.Errorf("upload index to %s: %w", outURI, err)
-		}
-		o.Out = outURI
+	if err := out.publish(ctx); err != nil {
+		return res, err
 	}
+	o.Out = outURI
 	res = indexResult{
 		Root: sum.Root, Files: sum.Files, Bytes: sum.Bytes, Errors: sum.Errors,
 		Source: sum.Source, Index: o.Out, Seconds: time.Since(start).Seconds(),

@@ -56,14 +56,27 @@ func runIndexJob(ctx context.Context, o indexOptions, f indexJobFlags, stdout, s
 	if f.Previous == "" && (sample > 0 || f.RehashAll || f.AppendOnly) {
 		return usageError{errors.New("--verify-sample, --rehash-all and --append-only need --previous")}
 	}
+	out, err := openIndexOut(ctx, o.Out, o.s3Flags) // s3:// is built locally, then uploaded
+	if err != nil {
+		return err
+	}
+	defer out.close()
 	src, err := openSource(ctx, o.Source, o.sourceOptions)
 	if err != nil {
 		return usageError{err}
 	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
 	opts := jobs.IndexOptions{
-		Out: o.Out, Tool: "lakeproof " + toolVersion(), Workers: o.Workers, SkipErrors: o.SkipErrors,
+		Out: out.Local, Tool: "lakeproof " + toolVersion(), Workers: o.Workers, SkipErrors: o.SkipErrors,
 		Previous: f.Previous, VerifySample: sample, RehashAll: f.RehashAll, AppendOnly: f.AppendOnly, Journal: f.Journal,
 		OnError: func(e *pipeline.ObjectError) { fmt.Fprintf(stderr, "error: %v\n", e) },
+	}
+	if isS3(f.Previous) { // read in place with ranged GETs
+		if opts.PreviousDir, err = openIndexDir(ctx, f.Previous, o.s3Flags); err != nil {
+			return usageError{fmt.Errorf("--previous %s: %w", f.Previous, err)}
+		}
 	}
 	if f.Shard != "" {
 		i, n, err := jobs.ParseShard(f.Shard, os.Getenv)
@@ -71,9 +84,12 @@ func runIndexJob(ctx context.Context, o indexOptions, f indexJobFlags, stdout, s
 			return usageError{err}
 		}
 		var plan jobs.Plan
-		if f.Previous != "" {
+		switch {
+		case opts.PreviousDir != nil:
+			plan, err = jobs.PlanFromIndexDir(ctx, opts.PreviousDir, n)
+		case f.Previous != "":
 			plan, err = jobs.PlanFromIndex(ctx, f.Previous, n)
-		} else {
+		default:
 			plan, err = jobs.PlanFromSource(ctx, src, n)
 		}
 		if err != nil {
@@ -96,6 +112,10 @@ func runIndexJob(ctx context.Context, o indexOptions, f indexJobFlags, stdout, s
 		}
 		return err
 	}
+	if err := out.publish(ctx); err != nil {
+		return err
+	}
+	res.Index = out.URI
 	if !o.Quiet || o.JSON {
 		printIndexJob(stdout, res, o.JSON)
 	}

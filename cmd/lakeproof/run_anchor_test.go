@@ -15,7 +15,6 @@ import (
 
 	"github.com/lakeproof/lakeproof"
 	"github.com/lakeproof/lakeproof/anchor"
-	"github.com/lakeproof/lakeproof/internal/s3test"
 	"github.com/lakeproof/lakeproof/jobs"
 	"github.com/lakeproof/lakeproof/trail"
 )
@@ -116,14 +115,7 @@ func TestRunJobAnchors(t *testing.T) {
 
 	// An S3 destination: the version is uploaded, then anchored, and its
 	// receipt uploaded beside it; nothing stays in the work directory.
-	srv := s3test.New(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_REGION", srv.Region)
-	for _, v := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
+	srv := s3Env(t, false)
 	bucket := srv.NewBucket(t)
 	writeJob(fmt.Sprintf("version: 1\ndatasets:\n  - name: sales\n    source: %s\n    index: s3://%s/idx/sales\n    anchor:\n      channel: %s\n      gateway: %s\n      key: writer.key\n", lake, bucket, addr, gw))
 	work := filepath.Join(dir, "work")

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -38,24 +41,84 @@ func openS3(ctx context.Context, uri string, f s3Flags) (pipeline.Source, error)
 }
 
 // openIndexAt opens an index from a local directory or an s3:// location
-// (read with ranged GETs). For the lead: ls.go, prove.go and verify.go can
-// call it to accept --index s3://BUCKET/PATH.
+// (read with ranged GETs).
 func openIndexAt(ctx context.Context, loc string, f s3Flags) (*index.Index, error) {
 	if !s3src.IsS3URI(loc) {
 		return index.Open(ctx, loc)
 	}
-	d, err := s3src.NewIndexDir(ctx, loc, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+	d, err := openIndexDir(ctx, loc, f)
 	if err != nil {
 		return nil, err
 	}
 	return index.OpenDir(ctx, d)
 }
 
-// s3IndexOutput is --out s3://BUCKET/PATH of the index command: Check
-// fails before any hashing if an index is already there; Publish uploads
-// the index committed in the local directory dir (summary.json last, with
-// If-None-Match: *). For the lead: runIndex can build the index in a
-// temporary local directory, then call Publish and remove the directory.
+// openIndexDir returns the location of an existing index: a local
+// directory (which must exist) or s3://BUCKET/PATH.
+func openIndexDir(ctx context.Context, loc string, f s3Flags) (index.Dir, error) {
+	if !s3src.IsS3URI(loc) {
+		if _, err := os.Stat(loc); err != nil {
+			return nil, err
+		}
+		return index.LocalDir(loc), nil
+	}
+	return s3src.NewIndexDir(ctx, loc, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
+}
+
+// indexOut is the --out of a command that writes an index: a local
+// directory, or s3://BUCKET/PATH, which is checked free before any work,
+// built in a local temporary directory (Local) and uploaded by publish
+// (summary.json last, each object with If-None-Match: *). close removes
+// the temporary directory.
+type indexOut struct {
+	URI   string // as given
+	Local string // where the index is built
+	s3    *s3IndexOutput
+	tmp   string
+}
+
+func openIndexOut(ctx context.Context, out string, f s3Flags) (*indexOut, error) {
+	o := &indexOut{URI: out, Local: out}
+	if isS3(out) {
+		s3out, err := newS3IndexOutput(ctx, out, f)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if err := s3out.Check(ctx); err != nil {
+			return nil, usageError{fmt.Errorf("output %s: %w", out, err)}
+		}
+		if o.tmp, err = os.MkdirTemp("", "lakeproof-upload-"); err != nil {
+			return nil, err
+		}
+		o.s3, o.Local = s3out, filepath.Join(o.tmp, "index")
+	}
+	if index.Exists(o.Local) {
+		return nil, usageError{fmt.Errorf("output %s already exists: a complete index is never overwritten; choose another --out", out)}
+	}
+	return o, nil
+}
+
+// publish uploads the index committed in o.Local when o is on S3.
+func (o *indexOut) publish(ctx context.Context) error {
+	if o.s3 == nil {
+		return nil
+	}
+	if err := o.s3.Publish(ctx, o.Local); err != nil {
+		return fmt.Errorf("upload index to %s: %w", o.URI, err)
+	}
+	return nil
+}
+
+func (o *indexOut) close() {
+	if o.tmp != "" {
+		os.RemoveAll(o.tmp)
+	}
+}
+
+// s3IndexOutput is an --out s3://BUCKET/PATH (see indexOut): Check fails
+// before any hashing if an index is already there; Publish uploads the
+// index committed in the local directory dir (summary.json last, with
+// If-None-Match: *).
 type s3IndexOutput struct {
 	uri string
 	dir *s3src.IndexDir

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/lakeproof/lakeproof/index"
 	"github.com/lakeproof/lakeproof/internal/s3test"
 )
@@ -19,15 +23,7 @@ import (
 // TestIndexS3EqualsLocal indexes the same tree from a local folder and from
 // a real S3 server (versitygw): the roots must be equal.
 func TestIndexS3EqualsLocal(t *testing.T) {
-	srv := s3test.New(t)
-	t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_REGION", srv.Region)
-	for _, v := range []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"} {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
+	srv := s3Env(t, true)
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	blob := func(n int) []byte {
@@ -169,5 +165,101 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 	}
 	if _, serr := os.Stat(filepath.Join(out, "missing")); !os.IsNotExist(serr) {
 		t.Errorf("an index was written for a missing bucket")
+	}
+}
+
+// s3Env starts a real S3 server (versitygw) and points the AWS SDK's
+// environment at it: its credentials and region, no profile or config
+// file, and its endpoint in AWS_ENDPOINT_URL when endpointEnv (else none:
+// the test passes --s3-endpoint).
+func s3Env(t *testing.T, endpointEnv bool) *s3test.Server {
+	t.Helper()
+	srv := s3test.New(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", srv.Region)
+	unset := []string{"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}
+	if endpointEnv {
+		t.Setenv("AWS_ENDPOINT_URL", srv.Endpoint)
+	} else {
+		unset = append(unset, "AWS_ENDPOINT_URL")
+	}
+	for _, v := range unset {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	return srv
+}
+
+// Sharding and merging through the CLI with S3 locations: shards written
+// to s3:// by 'index --shard', merged from S3 into an s3:// index with the
+// root of a single local run, then an incremental run from that S3 index;
+// an --out that holds an index is refused before any work, and a missing
+// shard is named.
+func TestShardMergeS3CLI(t *testing.T) {
+	srv := s3Env(t, true)
+	bucket := srv.NewBucket(t)
+	dir := t.TempDir()
+	lake := filepath.Join(dir, "lake")
+	for i := range 30 {
+		p := filepath.Join(lake, fmt.Sprintf("d%d/f%02d", i%4, i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 100+i*37), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var full, merged, next indexResult
+	jsonOf := func(out string, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), v); err != nil {
+			t.Fatalf("%v in %q", err, out)
+		}
+	}
+	jsonOf(mustLP(t, "index", lake, "--out", filepath.Join(dir, "full"), "--json"), &full)
+	base := "s3://" + bucket + "/idx"
+	var shards []string
+	for i := range 3 {
+		sh := fmt.Sprintf("%s/shards/r1/shard-%d", base, i)
+		mustLP(t, "index", lake, "--shard", fmt.Sprintf("%d/3", i), "--out", sh, "--json")
+		shards = append(shards, sh)
+	}
+	jsonOf(mustLP(t, append([]string{"merge", "--out", base + "/v1", "--json"}, shards...)...), &merged)
+	if merged.Root != full.Root || merged.Files != 30 || merged.Index != base+"/v1" {
+		t.Fatalf("merged from S3: %+v, full %+v", merged, full)
+	}
+	mustLP(t, "verify", "--index", base+"/v1", lake)
+	var inc struct {
+		Index    string `json:"index"`
+		Root     string `json:"root"`
+		Reused   uint64 `json:"reused"`
+		Rehashed uint64 `json:"rehashed"`
+	}
+	jsonOf(mustLP(t, "index", lake, "--previous", base+"/v1", "--out", base+"/v2", "--json"), &inc)
+	if inc.Root != full.Root.String() || inc.Reused != 30 || inc.Rehashed != 0 || inc.Index != base+"/v2" {
+		t.Fatalf("incremental from S3: %+v", inc)
+	}
+	jsonOf(mustLP(t, "index", lake, "--previous", base+"/v2", "--shard", "1/2", "--out", base+"/shards/r2/s1", "--json"), &next)
+	if next.Files == 0 || next.Files >= 30 {
+		t.Fatalf("shard planned from the S3 index: %+v", next)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"index", lake, "--shard", "0/3", "--out", shards[0]}, exitUsage, "already exists"},
+		{[]string{"index", lake, "--previous", base + "/v1", "--out", base + "/v1"}, exitUsage, "already exists"},
+		{[]string{"merge", shards[0], base + "/shards/r1/nope", "--out", base + "/v3"}, exitUsage, base + "/shards/r1/nope"},
+		{[]string{"merge", shards[0], shards[1], "--out", base + "/v3"}, exitUsage, "shard"},
+		{[]string{"index", lake, "--previous", base + "/none", "--out", base + "/v3"}, exitUsage, base + "/none"},
+	} {
+		out, code := lp(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("lakeproof %s: exit %d, want %d and %q:\n%s", strings.Join(tc.args, " "), code, tc.code, tc.want, out)
+		}
+	}
+	if _, err := srv.Client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("idx/v3/summary.json")}); err == nil {
+		t.Error("a refused run published idx/v3")
 	}
 }
