@@ -216,15 +216,23 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 	// third busy one would take turns with the listing. It is a small state
 	// machine so that a batch is emitted as soon as it is complete, even
 	// while the workers are too busy to take the next job.
+	//
+	// Only maxHashing batches with objects to hash may be waiting at once:
+	// the whole window is for runs of reused digests, while objects hashed
+	// ahead of an unfinished one (a large object early in the listing)
+	// reach the consumer (the resume journal) only when it is done, so
+	// they are kept to a few batches.
+	maxHashing := max(4, 2*workers)
 	g.Go(func() error {
 		defer close(jobs)
 		var (
-			q    = make([]*batch, 0, nbatch) // dispatched or dispatching, not yet emitted
-			in   = listed
-			cur  *batch // the batch being dispatched (the last of q), or nil
-			next int    // its next object to decide
-			send chan<- job
-			j    job // the job waiting for a worker when send is not nil
+			q       = make([]*batch, 0, nbatch) // dispatched or dispatching, not yet emitted
+			in      = listed
+			cur     *batch // the batch being dispatched (the last of q), or nil
+			next    int    // its next object to decide
+			send    chan<- job
+			j       job // the job waiting for a worker when send is not nil
+			hashing int // batches of q with objects to hash
 		)
 		// advance decides cur's objects from next on until one must be
 		// hashed (then offered to the workers through send) or cur ends.
@@ -239,6 +247,10 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 						r.Digest, r.Reused = d, true
 						continue
 					}
+				}
+				if !cur.hashing {
+					cur.hashing = true
+					hashing++
 				}
 				cur.left.Add(1)
 				j = job{cur, next}
@@ -259,13 +271,17 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 				front = q[0].done
 			}
 			recv := in
-			if cur != nil {
-				recv = nil // one batch dispatched at a time
+			if cur != nil || hashing >= maxHashing {
+				recv = nil // one batch dispatched at a time, and few hashed ahead
 			}
 			select {
 			case <-front:
 				b := q[0]
 				q = append(q[:0], q[1:]...)
+				if b.hashing {
+					b.hashing = false
+					hashing--
+				}
 				for i := range b.res {
 					if b.res[i].Err != nil {
 						prog.Errors.Add(1)
@@ -309,9 +325,10 @@ const (
 // object); the last release signals
 // done, after which the consumer owns every Result.
 type batch struct {
-	res  []Result
-	left atomic.Int32
-	done chan struct{}
+	res     []Result
+	left    atomic.Int32
+	done    chan struct{}
+	hashing bool // some objects were handed to the workers (consumer only)
 }
 
 func (b *batch) release() {

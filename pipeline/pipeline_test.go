@@ -277,3 +277,31 @@ func TestSlowListingFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Objects hashed ahead of a slow one reach the consumer (the resume
+// journal) only after it, so only a few batches of them may wait: the
+// large window is for reused digests, not for hashing far ahead.
+func TestHashedAheadBounded(t *testing.T) {
+	var opened atomic.Int64
+	src := &fakeSource{n: 20000, delay: func(i int) time.Duration {
+		opened.Add(1)
+		if i == 0 {
+			return 300 * time.Millisecond
+		}
+		return 0
+	}}
+	atFirst := int64(-1)
+	err := pipeline.Run(context.Background(), src, pipeline.Options{Workers: 2}, func(r pipeline.Result) error {
+		if atFirst < 0 {
+			atFirst = opened.Load()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 batches of at most 128 objects with 2 workers; far below the window.
+	if atFirst > 600 {
+		t.Fatalf("%d objects opened before the first result was emitted", atFirst)
+	}
+}
