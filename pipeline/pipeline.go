@@ -41,7 +41,9 @@ type Options struct {
 	// means 256 per worker, at least 16384: enough for a fast listing to
 	// run on while the consumer works in bursts (the index writer flushes
 	// and the predecessor is decoded a row group at a time, tens of
-	// milliseconds each). It bounds memory, not correctness.
+	// milliseconds each). Of these, at most max(4, 2×Workers) batches of
+	// up to 128 objects may hold objects to hash. It bounds memory, not
+	// correctness.
 	Window int
 	// BufferSize is the size of each worker's read buffer; 0 means 256 KiB.
 	BufferSize int
