@@ -212,11 +212,76 @@ type prevEntry struct {
 // way (every row's leaf hash into r.tree or r.lag, see reuser, and its size
 // into r.pbytes). stop releases the reader.
 //
-// It reads on the caller's goroutine (the pipeline's consumer): a reader
-// goroutine of its own would be a third busy goroutine on the listing's
-// cores, and an unchanged re-index is bounded by the listing.
-func (r *reuser) prefetch(ctx context.Context, ix *index.Index) (next func() (prevEntry, error, bool), stop func()) {
-	return r.rows(ix.Entries(ctx, ""))
+// A local predecessor is read on the caller's goroutine (the pipeline's
+// consumer): a reader goroutine of its own would be a third busy goroutine
+// on the listing's cores, and an unchanged re-index is bounded by the
+// listing. A remote one (remote: S3, read with ranged GETs) is read ahead
+// by a goroutine, so that network waits do not stall the consumer.
+func (r *reuser) prefetch(ctx context.Context, ix *index.Index, remote bool) (next func() (prevEntry, error, bool), stop func()) {
+	seq := ix.Entries(ctx, "")
+	if remote {
+		seq = readAhead(ctx, seq)
+	}
+	return r.rows(seq)
+}
+
+// readAhead iterates seq in a goroutine of its own, a few batches ahead of
+// the consumer of the returned sequence. The goroutine ends when seq does,
+// or when the consumer stops early.
+func readAhead[T any](ctx context.Context, seq iter.Seq2[T, error]) iter.Seq2[T, error] {
+	const batch, ahead = 4096, 4
+	type chunk struct {
+		vs  []T
+		err error
+	}
+	return func(yield func(T, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		ch := make(chan chunk, ahead)
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			defer close(ch)
+			send := func(c chunk) bool {
+				select {
+				case ch <- c:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			buf := make([]T, 0, batch)
+			for v, err := range seq {
+				if err != nil {
+					send(chunk{buf, err})
+					return
+				}
+				if buf = append(buf, v); len(buf) == batch {
+					if !send(chunk{vs: buf}) {
+						return
+					}
+					buf = make([]T, 0, batch)
+				}
+			}
+			send(chunk{vs: buf})
+		}()
+		for c := range ch {
+			for _, v := range c.vs {
+				if !yield(v, nil) {
+					return
+				}
+			}
+			if c.err != nil {
+				var zero T
+				yield(zero, c.err)
+				return
+			}
+		}
+		if err := ctx.Err(); err != nil { // the reader stopped on cancellation
+			var zero T
+			yield(zero, err)
+		}
+	}
 }
 
 // rows is prefetch over any sequence of predecessor rows.
@@ -496,7 +561,8 @@ func Index(ctx context.Context, src pipeline.Source, opts IndexOptions) (*IndexR
 				ru.all = true
 			}
 		}
-		ru.next, ru.stop = ru.prefetch(ctx, ix)
+		_, local := prevDir.(index.LocalDir)
+		ru.next, ru.stop = ru.prefetch(ctx, ix, !local)
 		defer ru.stop() // on every early return; finish also stops it
 		ru.advance()
 	}
