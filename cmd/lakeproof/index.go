@@ -74,7 +74,7 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 			},
 		}
 		f := c.Flags()
-		f.StringVarP(&o.Out, "out", "o", "", "index directory to create (must not exist)")
+		f.StringVarP(&o.Out, "out", "o", "", "index directory to create, or s3://BUCKET/PATH (built locally, then uploaded); must not exist")
 		f.IntVarP(&o.Workers, "workers", "w", 0, "objects hashed concurrently (default: number of CPUs)")
 		f.BoolVar(&o.SkipErrors, "skip-errors", false, "index what can be hashed and record the failures in the index")
 		f.BoolVar(&o.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (loops are detected and reported)")

@@ -32,7 +32,7 @@ type indexJobFlags struct {
 }
 
 func (f *indexJobFlags) add(fs *pflag.FlagSet) {
-	fs.StringVar(&f.Previous, "previous", "", "previous index of the dataset: reuse the digests of unchanged objects")
+	fs.StringVar(&f.Previous, "previous", "", "previous index of the dataset (directory or s3://BUCKET/PATH): reuse the digests of unchanged objects")
 	fs.StringVar(&f.VerifySample, "verify-sample", "", "with --previous, re-hash this share of unchanged objects (e.g. 1%) to catch bit rot")
 	fs.BoolVar(&f.RehashAll, "rehash-all", false, "with --previous, re-hash every object and report content changes with unchanged metadata")
 	fs.BoolVar(&f.AppendOnly, "append-only", false, "with --previous, refuse (exit 4) if an object of the previous index changed or disappeared")

@@ -40,7 +40,7 @@ s3:// DIR is built locally, then uploaded).`,
 				return runMerge(cmd.Context(), o, cmd.OutOrStdout())
 			},
 		}
-		c.Flags().StringVarP(&o.Out, "out", "o", "", "index directory to create (must not exist)")
+		c.Flags().StringVarP(&o.Out, "out", "o", "", "index directory to create, or s3://BUCKET/PATH (built locally, then uploaded); must not exist")
 		c.Flags().BoolVar(&o.JSON, "json", false, "print a JSON summary")
 		o.s3Flags.add(c.Flags())
 		c.MarkFlagRequired("out")
