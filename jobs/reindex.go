@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -212,14 +213,16 @@ type prevEntry struct {
 // way (every row's leaf hash into r.tree or r.lag, see reuser, and its size
 // into r.pbytes). stop releases the reader.
 //
-// A local predecessor is read on the caller's goroutine (the pipeline's
-// consumer): a reader goroutine of its own would be a third busy goroutine
-// on the listing's cores, and an unchanged re-index is bounded by the
-// listing. A remote one (remote: S3, read with ranged GETs) is read ahead
-// by a goroutine, so that network waits do not stall the consumer.
+// On two cores a local predecessor is read on the caller's goroutine (the
+// pipeline's consumer): a reader goroutine of its own would be a third busy
+// goroutine taking turns with the listing, and an unchanged re-index is
+// bounded by the listing (benchmarks/RESULTS.md, issue 6). A remote one
+// (S3, read with ranged GETs) is read ahead by a goroutine, so that network
+// waits do not stall the consumer, and so is any predecessor when a third
+// core is there to do it.
 func (r *reuser) prefetch(ctx context.Context, ix *index.Index, remote bool) (next func() (prevEntry, error, bool), stop func()) {
 	seq := ix.Entries(ctx, "")
-	if remote {
+	if remote || runtime.GOMAXPROCS(0) >= 3 {
 		seq = readAhead(ctx, seq)
 	}
 	return r.rows(seq)
