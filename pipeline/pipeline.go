@@ -138,7 +138,7 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 			first     = true
 			bytes     int64
 			started   time.Time
-			flushFull = func() error {
+			handOver = func() error {
 				select {
 				case listed <- b:
 				case <-ctx.Done():
@@ -182,13 +182,13 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 			// (checked every 8 objects: reading the clock per object would
 			// cost the listing 1-2%).
 			if len(b.res) == cap(b.res) || bytes >= batchBytes || len(b.res)%8 == 0 && time.Since(started) > batchAge {
-				if err := flushFull(); err != nil {
+				if err := handOver(); err != nil {
 					return err
 				}
 			}
 		}
 		if b != nil && len(b.res) > 0 {
-			if err := flushFull(); err != nil {
+			if err := handOver(); err != nil {
 				return err
 			}
 		}
