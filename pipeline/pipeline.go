@@ -133,11 +133,11 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 	g.Go(func() error { // lister: the listing, in order
 		defer close(listed)
 		var (
-			b         *batch
-			prev      string
-			first     = true
-			bytes     int64
-			started   time.Time
+			b        *batch
+			prev     string
+			first    = true
+			bytes    int64
+			started  time.Time
 			handOver = func() error {
 				select {
 				case listed <- b:
