@@ -67,6 +67,7 @@ type Progress struct {
 	Files  atomic.Int64 // objects hashed
 	Bytes  atomic.Int64 // bytes hashed
 	Errors atomic.Int64 // objects that failed
+	Reused atomic.Int64 // objects whose digest came from Options.Reuse
 }
 
 // Result is the outcome for one listed object, in key order.
@@ -247,6 +248,7 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 				if opts.Reuse != nil {
 					if d, ok := opts.Reuse(r.Object); ok {
 						r.Digest, r.Reused = d, true
+						prog.Reused.Add(1)
 						continue
 					}
 				}

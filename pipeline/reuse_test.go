@@ -23,7 +23,8 @@ func TestReuse(t *testing.T) {
 		mu     sync.Mutex
 		called []string
 	)
-	res, err := collect(t, src, pipeline.Options{Workers: 3, Reuse: func(o pipeline.Object) (lakeproof.Hash, bool) {
+	var prog pipeline.Progress
+	res, err := collect(t, src, pipeline.Options{Workers: 3, Progress: &prog, Reuse: func(o pipeline.Object) (lakeproof.Hash, bool) {
 		mu.Lock()
 		called = append(called, o.Key)
 		mu.Unlock()
@@ -38,6 +39,9 @@ func TestReuse(t *testing.T) {
 	}
 	if len(res) != 300 || len(called) != 300 {
 		t.Fatalf("%d results, reuse called %d times", len(res), len(called))
+	}
+	if r, f := prog.Reused.Load(), prog.Files.Load(); r != 100 || f != 200 {
+		t.Fatalf("progress: %d reused, %d hashed; want 100 and 200", r, f)
 	}
 	for i, r := range res {
 		if called[i] != r.Key || r.Key != fs.key(i) {

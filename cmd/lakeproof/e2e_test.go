@@ -534,3 +534,42 @@ func TestIndexProgressBarWithErrors(t *testing.T) {
 		t.Errorf("%d errors on stderr, want 2:\n%q", n, out)
 	}
 }
+
+// Without a scout (re-index, job runs) the progress line counts objects,
+// how many were reused and hashed, and the bytes hashed; a re-index and a
+// job run draw it on "a terminal" and erase it at the end.
+func TestProgressWithoutTotals(t *testing.T) {
+	var p pipeline.Progress
+	p.Files.Store(3000)
+	p.Bytes.Store(3000 << 20)
+	p.Reused.Store(1_200_000)
+	var buf bytes.Buffer
+	pb := &progressBar{out: &buf, p: &p, start: time.Now().Add(-1000 * time.Second)}
+	pb.draw()
+	if got := buf.String(); !strings.HasPrefix(got, "\r\033[K1203000 files (1200000 reused, 3000 hashed)  1203 files/s  2.9 GiB hashed  3.0 MiB/s") {
+		t.Errorf("progress line %q", got)
+	}
+
+	dir := t.TempDir()
+	lake := filepath.Join(dir, "lake")
+	tree := map[string]string{}
+	for i := range 40 {
+		tree[fmt.Sprintf("d%d/f%03d", i%4, i)] = strings.Repeat("z", 1<<18)
+	}
+	writeTree(t, lake, tree)
+	mustLP(t, "index", lake, "--out", filepath.Join(dir, "v1"), "--quiet")
+	var stdout, stderr bytes.Buffer
+	err := runIndexJob(context.Background(), indexOptions{Source: lake, Out: filepath.Join(dir, "v2"), Progress: true},
+		indexJobFlags{Previous: filepath.Join(dir, "v1"), RehashAll: true}, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := filepath.Join(dir, "job.yaml")
+	os.WriteFile(job, fmt.Appendf(nil, "version: 1\ndatasets:\n  - name: a\n    source: %s\n    index: %s\n", lake, filepath.Join(dir, "dest")), 0o644)
+	if err := runJob(context.Background(), runOptions{Job: job, Progress: true}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if bar := stderr.String(); bar != "" && (!strings.HasSuffix(bar, "\r\033[K") || strings.Contains(bar, "\n")) {
+		t.Errorf("progress output %q", bar)
+	}
+}

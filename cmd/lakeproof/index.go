@@ -62,10 +62,10 @@ read) are listed on stderr; the index is then not written (exit 1), unless
 				if o.anchor.channel != "" && jf.active() {
 					return usageError{errors.New("--anchor cannot be combined with the batch flags (--previous, --shard, --journal, …); run 'lakeproof anchor' on the published index")}
 				}
+				o.Progress = !o.Quiet && !o.JSON && isTerminal(cmd.ErrOrStderr())
 				if jf.active() {
 					return runIndexJob(cmd.Context(), o, jf, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				}
-				o.Progress = !o.Quiet && !o.JSON && isTerminal(cmd.ErrOrStderr())
 				if o.anchor.channel != "" {
 					return runIndexAnchored(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				}

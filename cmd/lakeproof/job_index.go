@@ -68,10 +68,11 @@ func runIndexJob(ctx context.Context, o indexOptions, f indexJobFlags, stdout, s
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
+	var bar *progressBar
 	opts := jobs.IndexOptions{
 		Out: out.Local, Tool: "lakeproof " + toolVersion(), Workers: o.Workers, SkipErrors: o.SkipErrors,
 		Previous: f.Previous, VerifySample: sample, RehashAll: f.RehashAll, AppendOnly: f.AppendOnly, Journal: f.Journal,
-		OnError: func(e *pipeline.ObjectError) { fmt.Fprintf(stderr, "error: %v\n", e) },
+		OnError: func(e *pipeline.ObjectError) { bar.Printf(stderr, "error: %v\n", e) },
 	}
 	if isS3(f.Previous) { // read in place with ranged GETs
 		if opts.PreviousDir, err = openIndexDir(ctx, f.Previous, o.s3Flags); err != nil {
@@ -99,7 +100,12 @@ func runIndexJob(ctx context.Context, o indexOptions, f indexJobFlags, stdout, s
 			return usageError{err}
 		}
 	}
+	if o.Progress { // no scout listing: a re-index may be bound by the listing
+		opts.Progress = new(pipeline.Progress)
+		bar = startProgress(ctx, stderr, nil, opts.Progress)
+	}
 	res, err := jobs.Index(ctx, src, opts)
+	bar.Stop()
 	if err != nil {
 		switch {
 		case errors.Is(err, jobs.ErrAppendOnly):

@@ -23,6 +23,9 @@ func isTerminal(w io.Writer) bool {
 // progressBar draws files, bytes, rate and ETA on one terminal line. The
 // totals come from a second, listing-only pass over the source (a scout),
 // which is cheap next to hashing; until it finishes the ETA is unknown.
+// Without a source (a re-index or a job run, which may be bound by the
+// listing: a scout would double it) there is no total: the bar counts
+// objects, how many were reused and hashed, and the bytes hashed.
 type progressBar struct {
 	mu     sync.Mutex // serialises writes to out: the bar and Printf
 	out    io.Writer
@@ -38,17 +41,11 @@ type progressBar struct {
 func startProgress(ctx context.Context, out io.Writer, src pipeline.Source, p *pipeline.Progress) *progressBar {
 	ctx, cancel := context.WithCancel(ctx)
 	pb := &progressBar{out: out, p: p, start: time.Now(), stop: cancel}
-	pb.wg.Add(2)
-	go func() { // scout
-		defer pb.wg.Done()
-		for obj, err := range src.Objects(ctx) {
-			if err == nil {
-				pb.totalN.Add(1)
-				pb.totalB.Add(obj.Size)
-			}
-		}
-		pb.known.Store(ctx.Err() == nil)
-	}()
+	pb.wg.Add(1)
+	if src != nil {
+		pb.wg.Add(1)
+		go pb.scout(ctx, src)
+	}
 	go func() {
 		defer pb.wg.Done()
 		t := time.NewTicker(200 * time.Millisecond)
@@ -68,11 +65,27 @@ func startProgress(ctx context.Context, out io.Writer, src pipeline.Source, p *p
 	return pb
 }
 
+// scout lists src for the totals.
+func (pb *progressBar) scout(ctx context.Context, src pipeline.Source) {
+	defer pb.wg.Done()
+	for obj, err := range src.Objects(ctx) {
+		if err == nil {
+			pb.totalN.Add(1)
+			pb.totalB.Add(obj.Size)
+		}
+	}
+	pb.known.Store(ctx.Err() == nil)
+}
+
 func (pb *progressBar) draw() {
 	files, bytes := pb.p.Files.Load(), pb.p.Bytes.Load()
 	el := time.Since(pb.start).Seconds()
 	rate := float64(bytes) / max(el, 1e-3)
 	line := fmt.Sprintf("%d files  %s  %s/s", files, humanBytes(bytes), humanBytes(int64(rate)))
+	if reused := pb.p.Reused.Load(); reused > 0 {
+		line = fmt.Sprintf("%d files (%d reused, %d hashed)  %.0f files/s  %s hashed  %s/s",
+			files+reused, reused, files, float64(files+reused)/max(el, 1e-3), humanBytes(bytes), humanBytes(int64(rate)))
+	}
 	if pb.known.Load() {
 		tb := pb.totalB.Load()
 		pct := 100.0

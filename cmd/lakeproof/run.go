@@ -28,6 +28,7 @@ type runOptions struct {
 	Quiet       bool
 	MetricsFile string
 	WorkDir     string
+	Progress    bool // draw a progress line (set when stderr is a terminal)
 	sourceOptions
 }
 
@@ -59,6 +60,7 @@ changed (nothing published for it), 2 on usage or other errors.`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.Job = args[0]
+				o.Progress = !o.Quiet && !o.JSON && !o.DryRun && isTerminal(cmd.ErrOrStderr())
 				return runJob(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			},
 		}
@@ -89,13 +91,14 @@ func runJob(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 		}
 		jobs.JournalSyncEvery = d
 	}
+	var bar *progressBar
 	ro := jobs.RunOptions{
 		Tool: "lakeproof " + toolVersion(), DryRun: o.DryRun, RunID: o.RunID, Merge: o.Merge,
 		Open: func(ctx context.Context, uri string) (pipeline.Source, error) {
 			return openSource(ctx, uri, o.sourceOptions)
 		},
 		OnError: func(ds string, e *pipeline.ObjectError) {
-			fmt.Fprintf(stderr, "error: dataset %s: %v\n", ds, e)
+			bar.Printf(stderr, "error: dataset %s: %v\n", ds, e)
 		},
 		OpenDest: func(ctx context.Context, uri string) (jobs.Dest, error) {
 			if !isS3(uri) {
@@ -117,7 +120,12 @@ func runJob(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if (o.Shard != "" || o.Merge) && o.RunID == "" {
 		return usageError{errors.New("sharded runs need --run-id (or $LAKEPROOF_RUN_ID), the same for every shard and the merge")}
 	}
+	if o.Progress {
+		ro.Progress = new(pipeline.Progress)
+		bar = startProgress(ctx, stderr, nil, ro.Progress)
+	}
 	rep := jobs.RunJob(ctx, job, ro)
+	bar.Stop()
 	if o.MetricsFile != "" && !o.DryRun {
 		if err := jobs.WriteMetrics(o.MetricsFile, rep, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "lakeproof: %v\n", err)
