@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/lakeproof/lakeproof/internal/durable"
 )
 
 // Channel transparency logs: every channel is an RFC 6962 SHA-256 log in
@@ -60,12 +62,11 @@ func (l *signLocks) lock(addr string) func() {
 // make it sign a checkpoint inconsistent with one it already published.
 //
 // With dir set (Config.SignedDir; `lakeproof serve` uses DATA/signed) the
-// memory also survives restarts: one small file per channel, written
-// (temp file, rename) before the checkpoint is returned, so a store
-// rewritten while the gateway was down is refused after the restart too.
-// The file is not fsynced (a process restart keeps it; a power loss may
-// lose the newest write, and then only readers holding a newer checkpoint
-// catch a rewrite). Without dir the memory lasts as long as the process.
+// memory also survives restarts and power loss: one small file per
+// channel, written crash-consistently (temp file, fsync, rename, fsync of
+// the directory) before the checkpoint is returned, so a store rewritten
+// while the gateway was down is refused after the restart too. Without
+// dir the memory lasts as long as the process.
 type signedMemo struct {
 	dir string
 	mu  sync.Mutex
@@ -118,14 +119,14 @@ func (m *signedMemo) get(addr string) (Checkpoint, [sha256.Size]byte, bool, erro
 	return Checkpoint{Size: e.size, Hash: e.hash}, e.note, true, nil
 }
 
-// put records cp unless a larger checkpoint is already recorded.
+// put records cp unless a larger checkpoint is already recorded. Calls
+// for one address must not overlap (LogCheckpoint holds the channel's sign
+// lock); calls for different channels run their file writes (two fsyncs)
+// concurrently.
 func (m *signedMemo) put(addr string, cp Checkpoint) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.m == nil {
-		m.m = make(map[string]memoEntry)
-	}
 	old, ok := m.m[addr]
+	m.mu.Unlock()
 	if ok && old.size >= cp.Size {
 		return nil
 	}
@@ -135,31 +136,23 @@ func (m *signedMemo) put(addr string, cp Checkpoint) error {
 			return fmt.Errorf("remember the checkpoint of %s at size %d: %w", addr, cp.Size, err)
 		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = make(map[string]memoEntry)
+	}
 	m.m[addr] = e
 	return nil
 }
 
-// write stores e as addr's memory file: "size hexroot hexnotehash\n".
+// write stores e as addr's memory file: "size hexroot hexnotehash\n",
+// crash-consistently.
 func (m *signedMemo) write(addr string, e memoEntry) error {
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
 		return err
 	}
-	f := m.memoFile(addr)
-	tmp, err := os.CreateTemp(m.dir, ".memo-*")
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(tmp, "%d %s %s\n", e.size, hex.EncodeToString(e.hash[:]), hex.EncodeToString(e.note[:]))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	line := fmt.Appendf(nil, "%d %s %s\n", e.size, hex.EncodeToString(e.hash[:]), hex.EncodeToString(e.note[:]))
+	return durable.WriteFile(m.memoFile(addr), line, 0o600, true)
 }
 
 // parseMemo parses a memory file written by write.

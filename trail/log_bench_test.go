@@ -52,7 +52,8 @@ func BenchmarkAnchorAppend(b *testing.B) {
 // proof against the previous checkpoint, note signature and the
 // compare-and-swap store.
 func BenchmarkCheckpointAfterAppend(b *testing.B) {
-	e := newEnv(b)
+	dir := b.TempDir()
+	e := newEnv(b, func(c *trail.Config) { c.SignedDir = dir }) // as 'lakeproof serve' runs it
 	w := e.user("anchorer")
 	addr := e.channel(w, "anchors", "private")
 	appendLeaves(b, e, addr, w, "pre", 1000)
