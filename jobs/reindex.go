@@ -241,6 +241,7 @@ func readAhead[T any](ctx context.Context, seq iter.Seq2[T, error]) iter.Seq2[T,
 		ctx, cancel := context.WithCancel(ctx)
 		ch := make(chan chunk, ahead)
 		done := make(chan struct{})
+		complete := false // set by the reader once seq ended and all was sent
 		defer func() { cancel(); <-done }()
 		go func() {
 			defer close(done)
@@ -266,7 +267,7 @@ func readAhead[T any](ctx context.Context, seq iter.Seq2[T, error]) iter.Seq2[T,
 					buf = make([]T, 0, batch)
 				}
 			}
-			send(chunk{vs: buf})
+			complete = send(chunk{vs: buf})
 		}()
 		for c := range ch {
 			for _, v := range c.vs {
@@ -280,9 +281,9 @@ func readAhead[T any](ctx context.Context, seq iter.Seq2[T, error]) iter.Seq2[T,
 				return
 			}
 		}
-		if err := ctx.Err(); err != nil { // the reader stopped on cancellation
+		if !complete { // the reader stopped on cancellation (ch closed: complete is final)
 			var zero T
-			yield(zero, err)
+			yield(zero, context.Cause(ctx))
 		}
 	}
 }
