@@ -52,6 +52,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Child lakeproof processes (this binary, built with -race in CI)
+	// would each sleep 1 s at exit, the race runtime's default.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
 	testscript.Main(m, map[string]func(){
 		"lakeproof": func() { os.Exit(run()) },
 	})
