@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -30,8 +31,10 @@ import (
 //	body = u16be(len(key)) key u64be(size) u64be(mtime ns) u16be(len(etag)) etag
 //	       u16be(len(checksum)) checksum digest(32)
 //
-// Records are buffered and the segment is fsynced at most every
-// JournalSyncEvery or JournalSyncBytes, so the fsync cost is bounded
+// Records are buffered and the segment is fsynced every JournalSyncEvery
+// while records wait (by a timer too, so that records added before a long
+// pause, such as a large object hashed ahead of them, do not wait for the
+// next one) or every JournalSyncBytes, so the fsync cost is bounded
 // whatever the number of objects; a crash loses at most that much work. A
 // torn or corrupt tail ends the segment's valid records. On success the
 // directory is removed.
@@ -215,13 +218,21 @@ func (jr *journalReader) close() {
 	}
 }
 
-// journalWriter appends the records of this attempt to a new segment.
+// journalWriter appends the records of this attempt to a new segment. Its
+// methods may be called from one goroutine; a timer goroutine of its own
+// syncs waiting records every JournalSyncEvery.
 type journalWriter struct {
-	dir      string
+	dir string
+
+	mu       sync.Mutex // guards the fields below, shared with the timer
 	f        *os.File
 	w        *bufio.Writer
 	unsynced int
 	last     time.Time
+	err      error // of a sync by the timer, reported by the next add or close
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 func createJournal(dir, source string, shard *index.Shard) (*journalWriter, error) {
@@ -237,7 +248,8 @@ func createJournal(dir, source string, shard *index.Shard) (*journalWriter, erro
 		return nil, fmt.Errorf("%w: %v", ErrJournal, err)
 	}
 	h, _ := json.Marshal(journalHeader{Format: journalFormat, Source: source, Shard: shard})
-	jw := &journalWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), last: time.Now()}
+	jw := &journalWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), last: time.Now(),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	jw.w.Write(append(h, '\n'))
 	if err := jw.sync(); err != nil {
 		f.Close()
@@ -247,11 +259,36 @@ func createJournal(dir, source string, shard *index.Shard) (*journalWriter, erro
 		d.Sync()
 		d.Close()
 	}
+	go jw.timer(max(JournalSyncEvery, time.Millisecond))
 	return jw, nil
+}
+
+// timer syncs records that have waited a period, until close.
+func (jw *journalWriter) timer(every time.Duration) {
+	defer close(jw.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-jw.stop:
+			return
+		case <-t.C:
+			jw.mu.Lock()
+			if jw.f != nil && jw.unsynced > 0 && time.Since(jw.last) >= every && jw.err == nil {
+				jw.err = jw.sync()
+			}
+			jw.mu.Unlock()
+		}
+	}
 }
 
 func (jw *journalWriter) add(o pipeline.Object, d lakeproof.Hash) error {
 	rec := encodeRecord(o, d)
+	jw.mu.Lock()
+	defer jw.mu.Unlock()
+	if jw.err != nil {
+		return jw.err
+	}
 	if _, err := jw.w.Write(rec); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -262,6 +299,7 @@ func (jw *journalWriter) add(o pipeline.Object, d lakeproof.Hash) error {
 	return nil
 }
 
+// sync flushes and fsyncs the segment; jw.mu is held (or jw not shared yet).
 func (jw *journalWriter) sync() error {
 	if err := jw.w.Flush(); err != nil {
 		return fmt.Errorf("write journal: %w", err)
@@ -276,12 +314,20 @@ func (jw *journalWriter) sync() error {
 func (jw *journalWriter) Close() error { return jw.close() }
 
 func (jw *journalWriter) close() error {
+	jw.mu.Lock()
 	if jw.f == nil {
+		jw.mu.Unlock()
 		return nil
 	}
 	err := jw.sync()
+	if jw.err != nil {
+		err = jw.err
+	}
 	jw.f.Close()
 	jw.f = nil
+	jw.mu.Unlock()
+	close(jw.stop)
+	<-jw.done
 	return err
 }
 

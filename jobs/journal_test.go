@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lakeproof/lakeproof/pipeline"
 )
@@ -140,4 +141,56 @@ func (s *cancelAfter) Open(ctx context.Context, o pipeline.Object) (io.ReadClose
 		s.cancel()
 	}
 	return s.Source.Open(ctx, o)
+}
+
+// Records added before a pause reach the disk within a sync period even
+// if nothing is added after them (a large object being hashed ahead of the
+// next batch): a timer syncs them.
+func TestJournalSyncsWhileIdle(t *testing.T) {
+	old := JournalSyncEvery
+	JournalSyncEvery = 20 * time.Millisecond
+	defer func() { JournalSyncEvery = old }()
+	tmp := t.TempDir()
+	lake := filepath.Join(tmp, "lake")
+	makeLake(t, lake, 5)
+	src := openLocal(t, lake)
+	journal := filepath.Join(tmp, "journal")
+	jw, err := createJournal(journal, src.URI(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jw.close()
+	var objs []pipeline.Object
+	for o, err := range src.Objects(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
+	}
+	for _, o := range objs { // one burst, right after the header's sync: buffered
+		if err := jw.add(o, [32]byte{2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits := func() int { // what a run started now (after a crash) would find
+		jr, err := openJournal(journal, src.URI(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer jr.close()
+		n := 0
+		for _, o := range objs {
+			if _, ok := jr.lookup(o); ok {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for hits() < len(objs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records on disk 5 s after they were added", hits(), len(objs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
