@@ -24,16 +24,7 @@ import (
 // the same link. It checks that docs/FORMAT.md §12 is complete, including
 // the Ed25519 entry and checkpoint signatures and the SHA-256 channel proof.
 func TestIndependentVerifierAnchored(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("LAKEPROOF_REQUIRE_SERVERS") == "1" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found")
-	}
-	if !haveB3sum(t) {
-		t.Skip("b3sum not found")
-	}
-	script, _ := filepath.Abs("testdata/independent-verifier/verify.py")
+	script := independentVerifier(t)
 	gold := "testdata/anchored"
 	raw, err := os.ReadFile(filepath.Join(gold, "bundle.json"))
 	if err != nil {

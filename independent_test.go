@@ -20,16 +20,7 @@ import (
 // BLAKE3, on bundles produced by lakeproof, valid and tampered: its verdicts
 // must match. This checks that the specification is complete and correct.
 func TestIndependentVerifier(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		if os.Getenv("LAKEPROOF_REQUIRE_SERVERS") == "1" {
-			t.Fatal("python3 not found")
-		}
-		t.Skip("python3 not found")
-	}
-	if !haveB3sum(t) {
-		t.Skip("b3sum not found")
-	}
-	script, _ := filepath.Abs("testdata/independent-verifier/verify.py")
+	script := independentVerifier(t)
 	dir := filepath.Join(t.TempDir(), "lake")
 	for i := range 11 {
 		p := filepath.Join(dir, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f-%02d.csv", i))
@@ -115,4 +106,22 @@ func TestIndependentVerifier(t *testing.T) {
 			t.Errorf("%s: lakeproof verdict %d (%v), want %d", tc.name, p, err, tc.code)
 		}
 	}
+}
+
+// independentVerifier returns the path of the Python verifier, or skips the
+// test (fails it under LAKEPROOF_REQUIRE_SERVERS=1) when python3 or b3sum,
+// its BLAKE3, is missing.
+func independentVerifier(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		if os.Getenv("LAKEPROOF_REQUIRE_SERVERS") == "1" {
+			t.Fatal("python3 not found")
+		}
+		t.Skip("python3 not found")
+	}
+	if !haveB3sum(t) {
+		t.Skip("b3sum not found")
+	}
+	script, _ := filepath.Abs("testdata/independent-verifier/verify.py")
+	return script
 }

@@ -98,13 +98,7 @@ func TestJournalTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var objs []pipeline.Object
-	for o, err := range src.Objects(context.Background()) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, o)
-	}
+	objs := listObjects(t, src)
 	for _, o := range objs[:10] {
 		jw.add(o, [32]byte{1})
 	}
@@ -160,13 +154,7 @@ func TestJournalSyncsWhileIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer jw.close()
-	var objs []pipeline.Object
-	for o, err := range src.Objects(context.Background()) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, o)
-	}
+	objs := listObjects(t, src)
 	for _, o := range objs { // one burst, right after the header's sync: buffered
 		if err := jw.add(o, [32]byte{2}); err != nil {
 			t.Fatal(err)
@@ -193,4 +181,17 @@ func TestJournalSyncsWhileIdle(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// listObjects returns src's listing.
+func listObjects(t *testing.T, src pipeline.Source) []pipeline.Object {
+	t.Helper()
+	var objs []pipeline.Object
+	for o, err := range src.Objects(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
+	}
+	return objs
 }

@@ -248,7 +248,6 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 				if opts.Reuse != nil {
 					if d, ok := opts.Reuse(r.Object); ok {
 						r.Digest, r.Reused = d, true
-						prog.Reused.Add(1)
 						continue
 					}
 				}
@@ -286,14 +285,19 @@ func Run(ctx context.Context, src Source, opts Options, emit func(Result) error)
 					b.hashing = false
 					hashing--
 				}
+				reused := int64(0)
 				for i := range b.res {
 					if b.res[i].Err != nil {
 						prog.Errors.Add(1)
+					}
+					if b.res[i].Reused {
+						reused++
 					}
 					if err := emit(b.res[i]); err != nil {
 						return err
 					}
 				}
+				prog.Reused.Add(reused) // once per batch: it is on the hot path of a re-index
 				clear(b.res)
 				b.res = b.res[:0]
 				free <- b

@@ -71,26 +71,28 @@ func openIndexDir(ctx context.Context, loc string, f s3Flags) (index.Dir, error)
 // (summary.json last, each object with If-None-Match: *). close removes
 // the temporary directory.
 type indexOut struct {
-	URI   string // as given
-	Local string // where the index is built
-	s3    *s3IndexOutput
+	URI   string          // as given
+	Local string          // where the index is built
+	s3    *s3src.IndexDir // nil for a local directory
+	opts  s3src.Options
 	tmp   string
 }
 
 func openIndexOut(ctx context.Context, out string, f s3Flags) (*indexOut, error) {
 	o := &indexOut{URI: out, Local: out}
 	if isS3(out) {
-		s3out, err := newS3IndexOutput(ctx, out, f)
+		o.opts = s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle}
+		d, err := s3src.NewIndexDir(ctx, out, o.opts)
 		if err != nil {
 			return nil, usageError{err}
 		}
-		if err := s3out.Check(ctx); err != nil {
+		if err := d.CheckFree(ctx); err != nil { // before any hashing
 			return nil, usageError{fmt.Errorf("output %s: %w", out, err)}
 		}
 		if o.tmp, err = os.MkdirTemp("", "lakeproof-upload-"); err != nil {
 			return nil, err
 		}
-		o.s3, o.Local = s3out, filepath.Join(o.tmp, "index")
+		o.s3, o.Local = d, filepath.Join(o.tmp, "index")
 	}
 	if index.Exists(o.Local) {
 		return nil, usageError{fmt.Errorf("output %s already exists: a complete index is never overwritten; choose another --out", out)}
@@ -103,7 +105,7 @@ func (o *indexOut) publish(ctx context.Context) error {
 	if o.s3 == nil {
 		return nil
 	}
-	if err := o.s3.Publish(ctx, o.Local); err != nil {
+	if err := s3src.UploadIndex(ctx, o.Local, o.URI, o.opts); err != nil {
 		return fmt.Errorf("upload index to %s: %w", o.URI, err)
 	}
 	return nil
@@ -113,30 +115,6 @@ func (o *indexOut) close() {
 	if o.tmp != "" {
 		os.RemoveAll(o.tmp)
 	}
-}
-
-// s3IndexOutput is an --out s3://BUCKET/PATH (see indexOut): Check fails
-// before any hashing if an index is already there; Publish uploads the
-// index committed in the local directory dir (summary.json last, with
-// If-None-Match: *).
-type s3IndexOutput struct {
-	uri string
-	dir *s3src.IndexDir
-	f   s3Flags
-}
-
-func newS3IndexOutput(ctx context.Context, uri string, f s3Flags) (*s3IndexOutput, error) {
-	d, err := s3src.NewIndexDir(ctx, uri, s3src.Options{Endpoint: f.Endpoint, PathStyle: f.PathStyle})
-	if err != nil {
-		return nil, err
-	}
-	return &s3IndexOutput{uri: uri, dir: d, f: f}, nil
-}
-
-func (o *s3IndexOutput) Check(ctx context.Context) error { return o.dir.CheckFree(ctx) }
-
-func (o *s3IndexOutput) Publish(ctx context.Context, dir string) error {
-	return s3src.UploadIndex(ctx, dir, o.uri, s3src.Options{Endpoint: o.f.Endpoint, PathStyle: o.f.PathStyle})
 }
 
 // isS3 reports whether a location is an s3:// URI.

@@ -98,18 +98,17 @@ func TestIndexS3EqualsLocal(t *testing.T) {
 	// The index to and from S3: published under a prefix, then read back
 	// with ranged GETs, never published twice.
 	ixURI := "s3://" + bucket + "/_lakeproof/lake/v1"
-	pub, err := newS3IndexOutput(ctx, ixURI, s3Flags{})
+	pub, err := openIndexOut(ctx, ixURI, s3Flags{}) // checks that nothing is there
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("--out before publishing: %v", err)
 	}
-	if err := pub.Check(ctx); err != nil {
-		t.Fatalf("Check before publishing: %v", err)
+	pub.Local = filepath.Join(out, "s3-0") // an index built earlier
+	if err := pub.publish(ctx); err != nil {
+		t.Fatalf("publish: %v", err)
 	}
-	if err := pub.Publish(ctx, filepath.Join(out, "s3-0")); err != nil {
-		t.Fatalf("Publish: %v", err)
-	}
-	if err := pub.Check(ctx); !errors.Is(err, index.ErrExists) {
-		t.Errorf("Check after publishing: %v; want index.ErrExists", err)
+	pub.close()
+	if _, err := openIndexOut(ctx, ixURI, s3Flags{}); !errors.Is(err, index.ErrExists) {
+		t.Errorf("--out after publishing: %v; want index.ErrExists", err)
 	}
 	ix, err := openIndexAt(ctx, ixURI, s3Flags{})
 	if err != nil {

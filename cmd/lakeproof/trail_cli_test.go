@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,33 +13,10 @@ import (
 )
 
 // startTrailGateway runs `lakeproof serve` (runServe) on a loopback port
-// for the test and returns its URL.
+// for the test, with a fresh data directory, and returns its URL.
 func startTrailGateway(t *testing.T, admins ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runServe(ctx, io.Discard, serveOpts{listen: "127.0.0.1:0", data: filepath.Join(t.TempDir(), "trail"),
-			admins: admins, jwtTTL: time.Hour, maxBody: 1 << 20, rateLimit: -1, ready: func(a string) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-		return "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("serve did not start")
-	}
-	return ""
+	return startServe(t, serveOpts{data: filepath.Join(t.TempDir(), "trail"), admins: admins})
 }
 
 type trailSyncBuf struct {
